@@ -1,0 +1,14 @@
+"""cdropout: fast, deterministic dropout for NumPy arrays."""
+
+from cdropout import reference
+from cdropout._config import openmp_enabled, show_config
+from cdropout.functional import dropout, dropout_mask
+
+__version__ = "0.1.0"
+__all__ = [
+    "dropout",
+    "dropout_mask",
+    "openmp_enabled",
+    "reference",
+    "show_config",
+]

@@ -1,0 +1,66 @@
+"""Build and run-time configuration: the ISA path, OpenMP, and show_config().
+
+The ISA path is chosen once, at import: the best the CPU runs, capped by the environment
+variable CDROPOUT_ISA (auto, avx512, avx2 or baseline), so that tests and benchmarks can
+force a lower path. Every path gives the same bytes.
+"""
+
+import os
+import platform
+import sys
+
+import numpy as np
+
+from cdropout import _kernel
+
+ISA_CHOICES = ("auto", *_kernel.ISA_LEVELS)
+
+
+def _choose_isa():
+    requested = os.environ.get("CDROPOUT_ISA", "auto").strip().lower() or "auto"
+    if requested not in ISA_CHOICES:
+        raise ValueError(
+            f"CDROPOUT_ISA must be one of {', '.join(ISA_CHOICES)}, got {requested!r}"
+        )
+    level = _kernel.ISA_LEVELS.get(requested, max(_kernel.ISA_LEVELS.values()))
+    return _kernel.use_isa(level)
+
+
+ISA_PATH = _choose_isa()
+
+
+def openmp_enabled():
+    """Whether cdropout was built with OpenMP (else every call runs on one thread)."""
+    return _kernel.openmp_enabled()
+
+
+def config():
+    """The configuration as a dict of strings (what show_config prints)."""
+    from cdropout import __version__
+
+    omp = _kernel.openmp_enabled()
+    return {
+        "cdropout": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} logical cores",
+        "openmp": "on" if omp else "off (serial build; identical results)",
+        "default threads": str(_kernel.default_threads()) if omp else "1",
+        "isa path": f"{_kernel.isa_path()} (best on this CPU: {_kernel.best_isa()})",
+        "generator": (
+            f"xoshiro128++, {_kernel.LANES} lanes, blocks of {_kernel.BLOCK} elements"
+        ),
+    }
+
+
+def show_config():
+    """Print the version, OpenMP status, default thread count and ISA path in use.
+
+    Examples
+    --------
+    >>> import cdropout
+    >>> cdropout.show_config()  # doctest: +ELLIPSIS
+    cdropout ...
+    """
+    for name, value in config().items():
+        print(f"{name:<16} {value}")

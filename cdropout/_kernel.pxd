@@ -1,0 +1,25 @@
+# Declarations of _xorshift.h (and the _lanes.h paths it builds), kept identical to it.
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+
+cdef extern from "_xorshift.h" nogil:
+    enum:
+        CDR_BLOCK
+        CDR_LANES
+        CDR_ISA_BASELINE
+        CDR_ISA_AVX2
+        CDR_ISA_AVX512
+
+    ctypedef struct cdr_kernels:
+        const char *name
+        void (*drop_f32)(const float *src, float *dst, uint64_t key, uint64_t first,
+                         int64_t n, uint32_t threshold, float scale) noexcept nogil
+        void (*drop_f64)(const double *src, double *dst, uint64_t key, uint64_t first,
+                         int64_t n, uint32_t threshold, double scale) noexcept nogil
+        void (*mask)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
+                     uint32_t threshold) noexcept nogil
+        void (*raw)(uint32_t *dst, uint64_t key, uint64_t first, int64_t n) noexcept nogil
+
+    uint64_t cdr_key(uint64_t seed) noexcept
+    int cdr_best_isa() noexcept
+    const cdr_kernels *cdr_select_isa(int requested) noexcept

@@ -1,0 +1,174 @@
+/*
+ * One ISA path of the per-block loops, a template: _xorshift.h includes it once per path
+ * with CDR_PATH (the name suffix) and CDR_VW (32-bit lanes per hardware vector) defined.
+ * The sixteen xoshiro128++ lanes of a block are CDR_LANES / CDR_VW GNU C vectors.
+ */
+#define P_(name) CDR_CAT(name, CDR_PATH)
+#define NV (CDR_LANES / CDR_VW) /* vectors per step */
+
+typedef uint32_t P_(cdr_u32v_) __attribute__((vector_size(CDR_VW * 4), aligned(4)));
+typedef int32_t P_(cdr_i32half_) __attribute__((vector_size(CDR_VW * 2), aligned(4)));
+typedef int64_t P_(cdr_i64v_) __attribute__((vector_size(CDR_VW * 4), aligned(8)));
+typedef uint64_t P_(cdr_u64v_) __attribute__((vector_size(CDR_VW * 4), aligned(8)));
+/* Unaligned, may-alias views of the arrays, read and written through plain assignments:
+ * gcc routes a memcpy into a vector through the stack on some paths. */
+typedef float P_(cdr_f32v_)
+    __attribute__((vector_size(CDR_VW * 4), aligned(4), may_alias));
+typedef double P_(cdr_f64v_)
+    __attribute__((vector_size(CDR_VW * 4), aligned(8), may_alias));
+typedef uint32_t P_(cdr_u32mem_)
+    __attribute__((vector_size(CDR_VW * 4), aligned(4), may_alias));
+typedef uint64_t P_(cdr_u64mem_)
+    __attribute__((vector_size(CDR_VW * 4), aligned(8), may_alias));
+#define u32v P_(cdr_u32v_)
+
+typedef struct {
+    u32v s0[NV], s1[NV], s2[NV], s3[NV];
+} P_(cdr_state_);
+
+static inline __attribute__((always_inline)) void P_(cdr_seed_)(P_(cdr_state_) * st,
+                                                                uint64_t key, uint64_t block)
+{
+    uint32_t w[4][CDR_LANES];
+    cdr_seed_words(w, key, block);
+    memcpy(st->s0, w[0], sizeof st->s0);
+    memcpy(st->s1, w[1], sizeof st->s1);
+    memcpy(st->s2, w[2], sizeof st->s2);
+    memcpy(st->s3, w[3], sizeof st->s3);
+}
+
+/* One step of every lane; lane l's output lands in lane l of out. */
+static inline __attribute__((always_inline)) void P_(cdr_next_)(P_(cdr_state_) * st,
+                                                                u32v out[NV])
+{
+    for (int v = 0; v < NV; v++) {
+        u32v a = st->s0[v], b = st->s1[v], c = st->s2[v], d = st->s3[v];
+        const u32v sum = a + d;
+        out[v] = ((sum << 7) | (sum >> 25)) + a;
+        const u32v t = b << 9;
+        c ^= a;
+        d ^= b;
+        b ^= c;
+        a ^= d;
+        c ^= t;
+        d = (d << 11) | (d >> 21);
+        st->s0[v] = a;
+        st->s1[v] = b;
+        st->s2[v] = c;
+        st->s3[v] = d;
+    }
+}
+
+/* The generator positioned at the step that holds element `j` of `block`. */
+static inline __attribute__((always_inline)) void P_(cdr_seek_)(P_(cdr_state_) * st,
+                                                                uint64_t key, uint64_t block,
+                                                                int64_t j)
+{
+    u32v discard[NV];
+    P_(cdr_seed_)(st, key, block);
+    for (int64_t k = 0; k < j / CDR_LANES; k++) P_(cdr_next_)(st, discard);
+}
+
+/*
+ * The walk over elements [first, first + n) of ONE block (the caller splits the work at
+ * block boundaries): i is the index, relative to `first`, of lane 0 of the current step, so
+ * it starts below zero when `first` is not a multiple of the lane count. Whole steps run
+ * WHOLE_STEP on the vectors u; a step cut at either end runs ONE(k, w) on the elements k
+ * inside the range, w being the step's outputs as an array.
+ */
+#define CDR_WALK(WHOLE_STEP, ONE)                                                          \
+    do {                                                                                   \
+        P_(cdr_state_) st;                                                                 \
+        u32v u[NV];                                                                        \
+        uint32_t w[CDR_LANES];                                                             \
+        const int64_t j0 = (int64_t)(first % CDR_BLOCK);                                   \
+        P_(cdr_seek_)(&st, key, first / CDR_BLOCK, j0);                                    \
+        for (int64_t i = -(j0 % CDR_LANES); i < n; i += CDR_LANES) {                       \
+            P_(cdr_next_)(&st, u);                                                         \
+            if (i >= 0 && i + CDR_LANES <= n) {                                            \
+                WHOLE_STEP                                                                 \
+            } else {                                                                       \
+                memcpy(w, u, sizeof w);                                                    \
+                for (int64_t k = i < 0 ? 0 : i; k < i + CDR_LANES && k < n; k++)           \
+                    ONE(k, w[k - i]);                                                      \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
+/* The raw 32-bit outputs (tests and RNG batteries). */
+static void P_(cdr_raw_)(uint32_t *dst, uint64_t key, uint64_t first, int64_t n)
+{
+#define CDR_RAW_ONE(k, word) (dst[k] = (word))
+    CDR_WALK(memcpy(w, u, sizeof w); memcpy(dst + i, w, sizeof w);, CDR_RAW_ONE);
+#undef CDR_RAW_ONE
+}
+
+/* The keep mask: 1 = kept, 0 = dropped. */
+static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
+                          uint32_t threshold)
+{
+#define CDR_MASK_ONE(k, word) (dst[k] = (uint8_t)((word) >= threshold))
+    CDR_WALK(memcpy(w, u, sizeof w); for (int l = 0; l < CDR_LANES; l++)
+                 CDR_MASK_ONE(i + l, w[l]);, CDR_MASK_ONE);
+#undef CDR_MASK_ONE
+}
+
+/*
+ * The hot loops. Kept elements become src * scale, dropped ones +0.0, through a bitwise AND
+ * with an all-ones or all-zeros lane mask: a multiply by zero would turn a dropped inf into
+ * NaN. src and dst are the same array or disjoint ones.
+ */
+#define CDR_DROP_ONE(k, word)                                                              \
+    do {                                                                                   \
+        const __typeof__(scale) y = src[k] * scale;                                        \
+        CDR_UINT bits;                                                                     \
+        memcpy(&bits, &y, sizeof bits);                                                    \
+        bits &= (CDR_UINT)0 - (CDR_UINT)((word) >= threshold);                             \
+        memcpy(&dst[k], &bits, sizeof bits);                                               \
+    } while (0)
+
+#define CDR_UINT uint32_t /* the float's bits */
+static void P_(cdr_drop_f32_)(const float *src, float *dst, uint64_t key, uint64_t first,
+                              int64_t n, uint32_t threshold, float scale)
+{
+    const u32v t = (u32v){0} + threshold;
+    CDR_WALK(
+        for (int v = 0; v < NV; v++) {
+            const P_(cdr_f32v_) x = *(const P_(cdr_f32v_) *)(src + i + v * CDR_VW);
+            *(P_(cdr_u32mem_) *)(dst + i + v * CDR_VW) = (u32v)(x * scale) & (u32v)(u[v] >= t);
+        },
+        CDR_DROP_ONE);
+}
+
+#undef CDR_UINT
+
+/* float64: each vector of 32-bit lane masks widens to two vectors of 64-bit ones. */
+#define CDR_UINT uint64_t
+static void P_(cdr_drop_f64_)(const double *src, double *dst, uint64_t key, uint64_t first,
+                              int64_t n, uint32_t threshold, double scale)
+{
+    const u32v t = (u32v){0} + threshold;
+    CDR_WALK(
+        for (int v = 0; v < NV; v++) {
+            const u32v keep = (u32v)(u[v] >= t);
+            P_(cdr_i32half_) half[2];
+            memcpy(half, &keep, sizeof half);
+            for (int h = 0; h < 2; h++) {
+                const int64_t at = i + v * CDR_VW + h * (CDR_VW / 2);
+                const P_(cdr_f64v_) x = *(const P_(cdr_f64v_) *)(src + at);
+                *(P_(cdr_u64mem_) *)(dst + at) =
+                    (P_(cdr_u64v_))(x * scale) &
+                    (P_(cdr_u64v_))__builtin_convertvector(half[h], P_(cdr_i64v_));
+            }
+        },
+        CDR_DROP_ONE);
+}
+
+#undef CDR_UINT
+#undef CDR_DROP_ONE
+#undef CDR_WALK
+#undef u32v
+#undef NV
+#undef P_
+#undef CDR_PATH
+#undef CDR_VW

@@ -1,0 +1,160 @@
+"""Argument checking for the public functions, and the numbers derived from p.
+
+Every check runs before any byte is written; shared by cdropout.functional and
+cdropout.reference so that both accept and refuse exactly the same calls.
+"""
+
+import numbers
+import os
+
+import numpy as np
+
+MODES = ("inverted", "classic")
+FLOAT_DTYPES = ("float16", "float32", "float64")
+OFFSET_LIMIT = 2**63  # offset + size stays below this: 64-bit indices, no wraparound
+THRESHOLD_ALL = 2**32  # the threshold of p = 1: every 32-bit word is below it
+
+
+def probability(p):
+    """p as a float in [0, 1]."""
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
+        raise TypeError(f"p must be a real number in [0, 1], got {type(p).__name__}")
+    value = float(p)
+    if not (0.0 <= value <= 1.0):  # also refuses NaN
+        raise ValueError(f"p must satisfy 0 <= p <= 1, got {p!r}")
+    return value
+
+
+def mode(value):
+    if value not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {value!r}")
+    return value
+
+
+def flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def float_array(x):
+    """x as an ndarray of a supported float dtype (array-likes are converted)."""
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype.kind != "f" or x.dtype.itemsize not in (2, 4, 8):
+        raise TypeError(
+            f"x must have dtype float16, float32 or float64, got {x.dtype}"
+        )
+    return x
+
+
+def output(out, x):
+    """out, checked against x: None, or a writeable array of x's shape and dtype."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be None or a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype.kind != "f" or out.dtype.itemsize != x.dtype.itemsize:
+        raise TypeError(f"out must have dtype {x.dtype.name} like x, got {out.dtype}")
+    if out.shape != x.shape:
+        raise ValueError(f"out must have shape {x.shape} like x, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable, got a read-only array")
+    if any(s == 0 and n > 1 for s, n in zip(out.strides, out.shape, strict=True)):
+        raise ValueError(
+            "out must not have overlapping elements, got an array with a zero stride "
+            f"(strides {out.strides}, as from numpy.broadcast_to)"
+        )
+    return out
+
+
+def new_output(x):
+    """A new C-ordered array for the result: x's dtype in native byte order."""
+    return np.empty(x.shape, x.dtype.newbyteorder("="))
+
+
+def offset(value, size):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"offset must be an int, got {type(value).__name__}")
+    value = int(value)
+    if value < 0 or value + size > OFFSET_LIMIT:
+        raise ValueError(
+            f"offset must satisfy 0 <= offset and offset + size <= 2**63, "
+            f"got offset={value} with size {size}"
+        )
+    return value
+
+
+def check_seed(seed):
+    """Check the kind and range of seed without drawing from it."""
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
+        return
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            "seed must be None, an int in [0, 2**64), a numpy.random.SeedSequence or a "
+            f"numpy.random.Generator, got {type(seed).__name__}"
+        )
+    if not (0 <= seed < 2**64):
+        raise ValueError(f"seed must satisfy 0 <= seed < 2**64, got {seed}")
+
+
+def seed_value(seed):
+    """The 64-bit seed of the stream. Draws once from a Generator: call it last."""
+    check_seed(seed)
+    if seed is None:
+        return int.from_bytes(os.urandom(8), "little")
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(1, np.uint64)[0])
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**64, dtype=np.uint64))
+    return int(seed)
+
+
+def shape(value):
+    """A shape as a tuple of non-negative ints."""
+    items = (value,) if isinstance(value, numbers.Integral) else value
+    try:
+        dims = tuple(items)
+    except TypeError:
+        raise TypeError(
+            f"shape must be an int or a tuple of ints, got {type(value).__name__}"
+        ) from None
+    if not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, (bool, np.bool_))
+        for d in dims
+    ):
+        raise TypeError(f"shape must be an int or a tuple of ints, got {value!r}")
+    if any(d < 0 for d in dims):
+        raise ValueError(f"shape must hold non-negative sizes, got {value!r}")
+    return tuple(int(d) for d in dims)
+
+
+def threshold(p):
+    """T = round(p * 2**32): an element is dropped iff its 32-bit word is below T.
+
+    p * 2**32 is exact in binary floating point, and Python rounds half to even, so T is
+    within 1/2 of p * 2**32 and the keep probability (2**32 - T) / 2**32 is within 2**-33
+    of 1 - p.
+    """
+    return int(round(p * 2.0**32))
+
+
+def training_scale(p, mode, dtype):
+    """The factor of kept elements in training, rounded to the dtype's arithmetic.
+
+    inverted: 1 / (1 - p); classic: 1. float16 computes in float32. p < 1 here.
+    """
+    if mode == "classic":
+        return 1.0
+    value = 1.0 / (1.0 - p)
+    return value if np.dtype(dtype).itemsize == 8 else float(np.float32(value))
+
+
+def dropout_args(x, p, training, mode_, out, offset_):
+    """The checked (x, p, training, mode, out, offset) of a dropout call."""
+    p = probability(p)
+    training = flag(training, "training")
+    mode_ = mode(mode_)
+    x = float_array(x)
+    out = output(out, x)
+    return x, p, training, mode_, out, offset(offset_, x.size)

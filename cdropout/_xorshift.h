@@ -1,0 +1,133 @@
+/*
+ * cdropout's random stream: constants, seeding, the ISA dispatch table. Knows nothing of
+ * Python or NumPy. The vectorised per-block loops are in _lanes.h, compiled once per ISA.
+ *
+ * The stream (DESIGN.md section 2; cdropout/reference.py is its NumPy twin):
+ *
+ *   key        = mix64(seed + GAMMA)                 the first splitmix64 output for `seed`
+ *   block      = element_index / CDR_BLOCK           element_index = offset + flat C index
+ *   block_key  = mix64(key ^ mix64(block + GAMMA))   keyed and non-additive: no seed can
+ *                                                    replay another seed's stream shifted
+ *   w[k]       = mix64(block_key + (k + 1) * GAMMA), k = 0 .. 2*CDR_LANES-1  (splitmix64)
+ *   lane l     = xoshiro128++ with state (lo32 w[2l], hi32 w[2l], lo32 w[2l+1], hi32 w[2l+1])
+ *   element j of the block (j = element_index % CDR_BLOCK) takes output number j / CDR_LANES
+ *   of lane j % CDR_LANES: sixteen consecutive elements use one step of all sixteen lanes.
+ *   drop iff that 32-bit output u < T, with T = round(p * 2**32).
+ *
+ * A lane's state is never all zero: mix64 is a bijection with mix64(0) == 0, so w[2l] and
+ * w[2l+1] are both zero only if block_key + (2l+1)*GAMMA and block_key + (2l+2)*GAMMA both are.
+ *
+ * xoshiro128++ rather than a `+` variant: its scrambler leaves every output bit of full
+ * quality, so the whole 32-bit word can be compared with T. Sixteen 32-bit lanes fill one
+ * AVX-512 register, two AVX2 or four SSE2 registers.
+ *
+ * Block length: seeding a block costs 32 splitmix64 outputs, and starting in the middle of a
+ * block (an `offset`, or a chunk boundary) first runs the lanes up to that point. 4096
+ * elements keeps seeding near 1% of a block's time and a mid-block start under ~1 us.
+ */
+#ifndef CDROPOUT_XORSHIFT_H
+#define CDROPOUT_XORSHIFT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define CDR_BLOCK 4096
+#define CDR_LANES 16
+#define CDR_GAMMA 0x9e3779b97f4a7c15ULL
+
+/* Stafford's Mix13, the splitmix64 finaliser: a bijection on 64-bit words. */
+static inline uint64_t cdr_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t cdr_key(uint64_t seed) { return cdr_mix64(seed + CDR_GAMMA); }
+
+/* The initial state of a block's lanes, word by word: w[0][l] is lane l's first word. */
+static inline __attribute__((always_inline)) void cdr_seed_words(uint32_t w[4][CDR_LANES],
+                                                                 uint64_t key, uint64_t block)
+{
+    const uint64_t block_key = cdr_mix64(key ^ cdr_mix64(block + CDR_GAMMA));
+    for (int l = 0; l < CDR_LANES; l++) {
+        const uint64_t a = cdr_mix64(block_key + (uint64_t)(2 * l + 1) * CDR_GAMMA);
+        const uint64_t b = cdr_mix64(block_key + (uint64_t)(2 * l + 2) * CDR_GAMMA);
+        w[0][l] = (uint32_t)a;
+        w[1][l] = (uint32_t)(a >> 32);
+        w[2][l] = (uint32_t)b;
+        w[3][l] = (uint32_t)(b >> 32);
+    }
+}
+
+#define CDR_CAT_(a, b) a##b
+#define CDR_CAT(a, b) CDR_CAT_(a, b)
+
+/*
+ * The ISA paths: the same C of _lanes.h compiled for another instruction set from one
+ * portable -O3 build (never -march=native), each with the hardware's vector width, since
+ * gcc lowers vectors wider than the hardware's through memory. All give the same bytes: the
+ * only floating-point operation is one multiply.
+ */
+enum { CDR_ISA_BASELINE = 0, CDR_ISA_AVX2 = 1, CDR_ISA_AVX512 = 2 };
+
+#define CDR_PATH baseline
+#define CDR_VW 4 /* SSE2 on x86-64, NEON on arm64 */
+#include "_lanes.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define CDR_HAVE_DISPATCH 1
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define CDR_PATH avx2
+#define CDR_VW 8
+#include "_lanes.h"
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+#define CDR_PATH avx512
+#define CDR_VW 16
+#include "_lanes.h"
+#pragma GCC pop_options
+#else
+#define CDR_HAVE_DISPATCH 0
+#endif
+
+typedef struct {
+    const char *name;
+    void (*drop_f32)(const float *, float *, uint64_t, uint64_t, int64_t, uint32_t, float);
+    void (*drop_f64)(const double *, double *, uint64_t, uint64_t, int64_t, uint32_t, double);
+    void (*mask)(uint8_t *, uint64_t, uint64_t, int64_t, uint32_t);
+    void (*raw)(uint32_t *, uint64_t, uint64_t, int64_t);
+} cdr_kernels;
+
+#define CDR_PATH_ENTRY(P) {#P, cdr_drop_f32_##P, cdr_drop_f64_##P, cdr_mask_##P, cdr_raw_##P}
+static const cdr_kernels cdr_paths[] = {
+    CDR_PATH_ENTRY(baseline),
+#if CDR_HAVE_DISPATCH
+    CDR_PATH_ENTRY(avx2),
+    CDR_PATH_ENTRY(avx512),
+#endif
+};
+
+/* The best level this CPU runs. */
+static int cdr_best_isa(void)
+{
+#if CDR_HAVE_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return CDR_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2")) return CDR_ISA_AVX2;
+#endif
+    return CDR_ISA_BASELINE;
+}
+
+/* The kernels of the highest level that is at most `requested` and that this CPU runs. */
+static const cdr_kernels *cdr_select_isa(int requested)
+{
+    const int best = cdr_best_isa();
+    return &cdr_paths[requested < best ? requested : best];
+}
+
+#endif /* CDROPOUT_XORSHIFT_H */

@@ -1,0 +1,193 @@
+"""The functional API: dropout() and dropout_mask().
+
+Each call checks every argument first (cdropout._params), then makes one pass of the
+compiled kernel over memory it can work on directly, copying only where the layout asks
+for it: strided, non-native, misaligned or float16 input, or an `out` that partly overlaps
+`x`.
+"""
+
+import numpy as np
+
+from cdropout import _kernel, _params
+from cdropout._eval import evaluate
+from cdropout._threads import resolve_threads
+
+# float16 runs through a float32 scratch buffer of at most this many elements.
+FLOAT16_CHUNK = 1 << 18
+
+
+def dropout(
+    x,
+    p=0.5,
+    *,
+    seed=None,
+    training=True,
+    mode="inverted",
+    out=None,
+    offset=0,
+    n_threads=None,
+):
+    """Randomly zero elements of `x` with probability `p`, and rescale the rest.
+
+    Parameters
+    ----------
+    x : array_like of float16, float32 or float64
+        Any shape (0-d and empty included), any strides and byte order.
+    p : float
+        Probability of dropping each element, 0 <= p <= 1.
+    seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
+        The stream: an int in [0, 2**64); a SeedSequence (one 64-bit state word); a
+        Generator (one 64-bit draw); None for fresh OS entropy.
+    training : bool
+        False: evaluation, with no randomness and no draw from `seed`.
+    mode : {"inverted", "classic"}
+        inverted: training scales kept elements by 1/(1-p), evaluation returns x.
+        classic: training keeps elements as they are, evaluation returns x * (1-p).
+    out : ndarray, optional
+        Where to write the result: ``out=x`` works in place. Any writeable array of x's
+        shape and dtype (either byte order); by default a new array.
+    offset : int
+        The flat index of x's first element inside a larger logical array, so that a
+        large array processed in chunks gets the bytes it would get in one call.
+    n_threads : int, optional
+        None: OpenMP's default; a positive count; -1 all cores, -2 all but one, ...
+
+    Returns
+    -------
+    ndarray
+        `out`, or a new array of x's dtype in native byte order.
+
+    Raises
+    ------
+    TypeError
+        For a non-float dtype of x or out, or an argument of the wrong kind.
+    ValueError
+        For p outside [0, 1] or NaN, an unknown mode, n_threads == 0, a bad offset or
+        seed, or an `out` that is read-only, of another shape or self-overlapping.
+
+    Notes
+    -----
+    The mask is a pure function of (seed, p, element index), the index being the flat
+    C-order index plus `offset`: the same seed gives the same bytes on any thread count,
+    memory layout, chunking and machine, and equals ``cdropout.reference.dropout``.
+    A dropped element is exactly +0.0, whatever it held. p = 0 returns an exact copy,
+    p = 1 all zeros. Checks run before any byte is written: a failed call leaves x and
+    out as they were.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> cdropout.dropout(np.ones(8, np.float32), 0.5, seed=7)
+    array([2., 0., 0., 2., 0., 0., 2., 0.], dtype=float32)
+    >>> x = np.ones(4)
+    >>> y = cdropout.dropout(x, 0.25, seed=1, out=x)  # in place
+    >>> y is x
+    True
+    """
+    x, p, training, mode, out, offset = _params.dropout_args(
+        x, p, training, mode, out, offset
+    )
+    n_threads = resolve_threads(n_threads)
+    if not training:
+        _params.check_seed(seed)
+        return evaluate(x, p, mode, out)
+    seed = _params.seed_value(seed)  # last: a Generator is drawn from only once all is valid
+    dst = _params.new_output(x) if out is None else out
+    threshold = _params.threshold(p)
+    if x.size == 0:
+        return dst
+    if p == 0.0:
+        np.copyto(dst, x)
+    elif threshold == _params.THRESHOLD_ALL:
+        dst[...] = 0.0
+    else:
+        scale = _params.training_scale(p, mode, x.dtype)
+        drop = _drop_float16 if x.dtype.itemsize == 2 else _drop_float
+        drop(x, dst, seed, offset, threshold, scale, n_threads)
+    return dst
+
+
+def _kernel_ready(a):
+    """Whether the kernel can read and write `a` directly."""
+    flags = a.flags
+    return flags.c_contiguous and flags.aligned and flags.writeable and a.dtype.isnative
+
+
+def _drop_float(x, dst, seed, offset, threshold, scale, n_threads):
+    if _kernel_ready(dst) and x.flags.c_contiguous and x.flags.aligned and x.dtype.isnative:
+        if _kernel.same_data(x, dst) or not np.may_share_memory(x, dst):
+            _kernel.dropout_into(x, dst, seed, offset, threshold, scale, n_threads)
+            return
+    # Copy first: this handles strides, byte order, alignment and partial overlap.
+    work = dst if _kernel_ready(dst) else _params.new_output(x)
+    np.copyto(work, x)
+    _kernel.dropout_into(work, work, seed, offset, threshold, scale, n_threads)
+    if work is not dst:
+        np.copyto(dst, work)
+
+
+def _drop_float16(x, dst, seed, offset, threshold, scale, n_threads):
+    # float32 arithmetic rounded once to float16, chunk by chunk through a small buffer;
+    # `offset` keeps every chunk on its place in the stream.
+    work = dst if _kernel_ready(dst) else _params.new_output(x)
+    if work is not x:
+        np.copyto(work, x)
+    flat = work.reshape(-1)
+    buffer = np.empty(min(flat.size, FLOAT16_CHUNK), np.float32)
+    for start in range(0, flat.size, FLOAT16_CHUNK):
+        part = flat[start : start + FLOAT16_CHUNK]
+        scratch = buffer[: part.size]
+        scratch[...] = part
+        _kernel.dropout_into(
+            scratch, scratch, seed, offset + start, threshold, scale, n_threads
+        )
+        part[...] = scratch
+    if work is not dst:
+        np.copyto(dst, work)
+
+
+def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
+    """The keep mask that dropout() applies for the same seed, p and offset.
+
+    Parameters
+    ----------
+    shape : int or tuple of ints
+    p : float
+        Probability of dropping each element, 0 <= p <= 1.
+    seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
+        As for dropout().
+    offset : int
+        As for dropout().
+
+    Returns
+    -------
+    ndarray of bool
+        True where the element is kept.
+
+    Notes
+    -----
+    The same stream as dropout(): ``dropout(x, p, seed=s)`` is zero exactly where
+    ``dropout_mask(x.shape, p, seed=s)`` is False (and x * 1/(1-p) elsewhere).
+
+    Examples
+    --------
+    >>> import cdropout
+    >>> cdropout.dropout_mask(8, 0.5, seed=7)
+    array([ True, False, False,  True, False, False,  True, False])
+    """
+    shape = _params.shape(shape)
+    p = _params.probability(p)
+    offset = _params.offset(offset, int(np.prod(shape, dtype=np.int64)))
+    n_threads = resolve_threads(None)
+    seed = _params.seed_value(seed)
+    mask = np.empty(shape, np.bool_)
+    threshold = _params.threshold(p)
+    if mask.size == 0:
+        return mask
+    if threshold == 0:
+        mask[...] = True
+    elif threshold == _params.THRESHOLD_ALL:
+        mask[...] = False
+    else:
+        _kernel.mask_into(mask, seed, offset, threshold, n_threads)
+    return mask
