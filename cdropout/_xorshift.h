@@ -6,13 +6,17 @@
  *
  *   key        = mix64(seed + GAMMA)                 the first splitmix64 output for `seed`
  *   block      = element_index / CDR_BLOCK           element_index = offset + flat C index
- *   block_key  = mix64(key ^ mix64(block + GAMMA))   keyed and non-additive: no seed can
+ *   block_key  = mix64(key ^ fmix64(block))          keyed and non-additive: no seed can
  *                                                    replay another seed's stream shifted
  *   w[k]       = mix64(block_key + (k + 1) * GAMMA), k = 0 .. 2*CDR_LANES-1  (splitmix64)
  *   lane l     = xoshiro128++ with state (lo32 w[2l], hi32 w[2l], lo32 w[2l+1], hi32 w[2l+1])
  *   element j of the block (j = element_index % CDR_BLOCK) takes output number j / CDR_LANES
  *   of lane j % CDR_LANES: sixteen consecutive elements use one step of all sixteen lanes.
  *   drop iff that 32-bit output u < T, with T = round(p * 2**32).
+ *
+ * fmix64 (MurmurHash3's finaliser) differs from mix64 on purpose: with mix64(block + GAMMA)
+ * the block hash of block b equals the key of seed b, so block s of every seed s would
+ * share one stream (block_key = mix64(0)). A test pins that this family stays apart.
  *
  * A lane's state is never all zero: mix64 is a bijection with mix64(0) == 0, so w[2l] and
  * w[2l+1] are both zero only if block_key + (2l+1)*GAMMA and block_key + (2l+2)*GAMMA both are.
@@ -43,13 +47,21 @@ static inline uint64_t cdr_mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
+/* MurmurHash3's fmix64, another bijection, for the block index. */
+static inline uint64_t cdr_fmix64(uint64_t z)
+{
+    z = (z ^ (z >> 33)) * 0xff51afd7ed558ccdULL;
+    z = (z ^ (z >> 33)) * 0xc4ceb9fe1a85ec53ULL;
+    return z ^ (z >> 33);
+}
+
 static inline uint64_t cdr_key(uint64_t seed) { return cdr_mix64(seed + CDR_GAMMA); }
 
 /* The initial state of a block's lanes, word by word: w[0][l] is lane l's first word. */
 static inline __attribute__((always_inline)) void cdr_seed_words(uint32_t w[4][CDR_LANES],
                                                                  uint64_t key, uint64_t block)
 {
-    const uint64_t block_key = cdr_mix64(key ^ cdr_mix64(block + CDR_GAMMA));
+    const uint64_t block_key = cdr_mix64(key ^ cdr_fmix64(block));
     for (int l = 0; l < CDR_LANES; l++) {
         const uint64_t a = cdr_mix64(block_key + (uint64_t)(2 * l + 1) * CDR_GAMMA);
         const uint64_t b = cdr_mix64(block_key + (uint64_t)(2 * l + 2) * CDR_GAMMA);

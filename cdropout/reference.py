@@ -5,7 +5,7 @@ byte. The stream (written out in cdropout/_xorshift.h too):
 
     key        = mix64(seed + GAMMA)                  mix64: splitmix64's finaliser
     block      = (offset + flat C index) // BLOCK
-    block_key  = mix64(key ^ mix64(block + GAMMA))
+    block_key  = mix64(key ^ fmix64(block))          fmix64: MurmurHash3's finaliser
     w[k]       = mix64(block_key + (k + 1) * GAMMA),  k = 0 .. 31
     lane l     = xoshiro128++ seeded (lo w[2l], hi w[2l], lo w[2l+1], hi w[2l+1])
     element j of a block takes output j // LANES of lane j % LANES
@@ -25,6 +25,8 @@ LANES = 16  # xoshiro128++ generators per block, interleaved element by element
 GAMMA = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment, 2**64 / golden ratio
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
+_FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX2 = np.uint64(0xC4CEB9FE1A85EC53)
 _LOW32 = np.uint64(0xFFFFFFFF)
 
 
@@ -33,6 +35,13 @@ def mix64(z):
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     return z ^ (z >> np.uint64(31))
+
+
+def fmix64(z):
+    """MurmurHash3's finaliser on a uint64 array: the hash of the block index."""
+    z = (z ^ (z >> np.uint64(33))) * _FMIX1
+    z = (z ^ (z >> np.uint64(33))) * _FMIX2
+    return z ^ (z >> np.uint64(33))
 
 
 def _rotl(x, k):
@@ -46,7 +55,7 @@ def raw_stream(seed, offset, n):
     first_block, last_block = offset // BLOCK, (offset + n - 1) // BLOCK
     blocks = np.arange(first_block, last_block + 1, dtype=np.uint64)
     key = mix64(np.array([seed], np.uint64) + GAMMA)
-    block_key = mix64(key ^ mix64(blocks + GAMMA))
+    block_key = mix64(key ^ fmix64(blocks))
     k = np.arange(1, 2 * LANES + 1, dtype=np.uint64)
     words = mix64(block_key[:, None] + k * GAMMA)  # (blocks, 2 * LANES)
     a, b = words[:, 0::2], words[:, 1::2]  # (blocks, LANES): lane l gets w[2l], w[2l+1]

@@ -1,0 +1,47 @@
+"""A third, deliberately naive implementation of the stream in pure Python integers.
+
+Used only to derive the known-answer values pinned in test_stream.py: one element at a
+time, no arrays, no vectors, straight from the description in cdropout/_xorshift.h.
+"""
+
+M64 = (1 << 64) - 1
+M32 = (1 << 32) - 1
+GAMMA = 0x9E3779B97F4A7C15
+BLOCK, LANES = 4096, 16
+
+
+def mix64(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def fmix64(z):
+    z = ((z ^ (z >> 33)) * 0xFF51AFD7ED558CCD) & M64
+    z = ((z ^ (z >> 33)) * 0xC4CEB9FE1A85EC53) & M64
+    return z ^ (z >> 33)
+
+
+def rotl32(x, k):
+    return ((x << k) | (x >> (32 - k))) & M32
+
+
+def word(seed, index):
+    """The 32-bit output that decides stream element `index`."""
+    key = mix64((seed + GAMMA) & M64)
+    block, j = divmod(index, BLOCK)
+    block_key = mix64(key ^ fmix64(block))
+    lane, step = j % LANES, j // LANES
+    a = mix64((block_key + (2 * lane + 1) * GAMMA) & M64)
+    b = mix64((block_key + (2 * lane + 2) * GAMMA) & M64)
+    s = [a & M32, a >> 32, b & M32, b >> 32]
+    for _ in range(step + 1):
+        out = (rotl32((s[0] + s[3]) & M32, 7) + s[0]) & M32
+        t = (s[1] << 9) & M32
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl32(s[3], 11)
+    return out
