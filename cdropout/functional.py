@@ -78,7 +78,7 @@ def dropout(
     --------
     >>> import numpy as np, cdropout
     >>> cdropout.dropout(np.ones(8, np.float32), 0.5, seed=7)
-    array([2., 0., 0., 2., 0., 0., 2., 0.], dtype=float32)
+    array([2., 2., 0., 0., 2., 0., 0., 2.], dtype=float32)
     >>> x = np.ones(4)
     >>> y = cdropout.dropout(x, 0.25, seed=1, out=x)  # in place
     >>> y is x
@@ -173,7 +173,7 @@ def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
     --------
     >>> import cdropout
     >>> cdropout.dropout_mask(8, 0.5, seed=7)
-    array([ True, False, False,  True, False, False,  True, False])
+    array([ True,  True, False, False,  True, False, False,  True])
     """
     shape = _params.shape(shape)
     p = _params.probability(p)
