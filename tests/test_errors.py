@@ -125,6 +125,7 @@ def test_bad_isa_request_is_refused():
     done = subprocess.run(
         [sys.executable, "-c", "import cdropout"],
         env={**os.environ, "CDROPOUT_ISA": "sse9"},
+        cwd=os.path.dirname(__file__),  # the source folder would shadow the installed build
         capture_output=True,
         text=True,
     )

@@ -149,8 +149,14 @@ print(cdropout._kernel.isa_path(), hashlib.sha256(y.tobytes() + m.tobytes()).hex
 
 def _run_child(**env):
     full = {**os.environ, **env}
+    # cwd: not the repository root, whose source folder would shadow the installed build
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD], env=full, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", _CHILD],
+        env=full,
+        cwd=os.path.dirname(__file__),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
