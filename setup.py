@@ -3,8 +3,8 @@
 Environment switches:
   CDROPOUT_NO_OPENMP=1  build without OpenMP (serial; identical results)
   CDROPOUT_DEBUG=1      Cython boundscheck/wraparound on, -O0 -g
-Never -march=native (the wheel must run on any x86-64; _xorshift.h dispatches at run time)
-and never -ffast-math (it would break bit-for-bit equality with cdropout.reference).
+Never -march=native (the wheel must run on any x86-64: _xorshift.h dispatches at run
+time) and never -ffast-math (it would break bit-for-bit equality with the reference).
 """
 
 import os

@@ -7,7 +7,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
-from cdropout._openmp cimport CDR_OPENMP, omp_get_max_threads, omp_get_num_procs
+from cdropout._openmp cimport CDR_OPENMP, omp_get_max_threads
 
 cnp.import_array()
 
@@ -166,11 +166,6 @@ def openmp_enabled():
 def default_threads():
     """OpenMP's default thread count: OMP_NUM_THREADS, threadpoolctl, or the cores."""
     return omp_get_max_threads()
-
-
-def core_count():
-    """The processors OpenMP may use (1 without OpenMP)."""
-    return omp_get_num_procs()
 
 
 def same_data(cnp.ndarray a, cnp.ndarray b):

@@ -10,9 +10,7 @@ cdef extern from *:
     #else
     #define CDR_OPENMP 0
     static int omp_get_max_threads(void) { return 1; }
-    static int omp_get_num_procs(void) { return 1; }
     #endif
     """
     bint CDR_OPENMP
     int omp_get_max_threads() noexcept nogil
-    int omp_get_num_procs() noexcept nogil

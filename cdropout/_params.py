@@ -42,9 +42,7 @@ def float_array(x):
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype.kind != "f" or x.dtype.itemsize not in (2, 4, 8):
-        raise TypeError(
-            f"x must have dtype float16, float32 or float64, got {x.dtype}"
-        )
+        raise TypeError(f"x must have dtype float16, float32 or float64, got {x.dtype}")
     return x
 
 
@@ -53,7 +51,9 @@ def output(out, x):
     if out is None:
         return None
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be None or a numpy.ndarray, got {type(out).__name__}")
+        raise TypeError(
+            f"out must be None or a numpy.ndarray, got {type(out).__name__}"
+        )
     if out.dtype.kind != "f" or out.dtype.itemsize != x.dtype.itemsize:
         raise TypeError(f"out must have dtype {x.dtype.name} like x, got {out.dtype}")
     if out.shape != x.shape:
@@ -132,9 +132,9 @@ def shape(value):
 def threshold(p):
     """T = round(p * 2**32): an element is dropped iff its 32-bit word is below T.
 
-    p * 2**32 is exact in binary floating point, and Python rounds half to even, so T is
-    within 1/2 of p * 2**32 and the keep probability (2**32 - T) / 2**32 is within 2**-33
-    of 1 - p.
+    p * 2**32 is exact in binary floating point, and Python rounds half to even, so
+    T is within 1/2 of p * 2**32 and the keep probability (2**32 - T) / 2**32 is
+    within 2**-33 of 1 - p.
     """
     return int(round(p * 2.0**32))
 

@@ -1,4 +1,4 @@
-"""The n_threads argument, and serial work in processes forked from one that used OpenMP.
+"""The n_threads argument, and serial work in forked processes.
 
 GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region (as
 multiprocessing's fork start method and data-loader workers do) hangs in its first
@@ -46,7 +46,7 @@ def resolve_threads(n_threads):
             )
     else:
         raise ValueError(
-            "n_threads must be None, a positive int or a negative int (-1 = all cores), "
-            "got 0"
+            "n_threads must be None, a positive int or a negative int "
+            "(-1 = all cores), got 0"
         )
     return 1 if _in_forked_child or not _kernel.openmp_enabled() else count

@@ -1,9 +1,9 @@
 """The functional API: dropout() and dropout_mask().
 
 Each call checks every argument first (cdropout._params), then makes one pass of the
-compiled kernel over memory it can work on directly, copying only where the layout asks
-for it: strided, non-native, misaligned or float16 input, or an `out` that partly overlaps
-`x`.
+compiled kernel over memory it can work on directly, copying only where the layout
+asks for it: strided, non-native, misaligned or float16 input, or an `out` that partly
+overlaps `x`.
 """
 
 import numpy as np
@@ -91,7 +91,9 @@ def dropout(
     if not training:
         _params.check_seed(seed)
         return evaluate(x, p, mode, out)
-    seed = _params.seed_value(seed)  # last: a Generator is drawn from only once all is valid
+    seed = _params.seed_value(
+        seed
+    )  # last: a Generator is drawn from only once all is valid
     dst = _params.new_output(x) if out is None else out
     threshold = _params.threshold(p)
     if x.size == 0:
@@ -114,7 +116,12 @@ def _kernel_ready(a):
 
 
 def _drop_float(x, dst, seed, offset, threshold, scale, n_threads):
-    if _kernel_ready(dst) and x.flags.c_contiguous and x.flags.aligned and x.dtype.isnative:
+    if (
+        _kernel_ready(dst)
+        and x.flags.c_contiguous
+        and x.flags.aligned
+        and x.dtype.isnative
+    ):
         if _kernel.same_data(x, dst) or not np.may_share_memory(x, dst):
             _kernel.dropout_into(x, dst, seed, offset, threshold, scale, n_threads)
             return

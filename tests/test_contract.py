@@ -1,5 +1,5 @@
-"""The semantics of DESIGN.md section 1: modes, evaluation, the special values of p, what a
-dropped element becomes, seeds, out= and the mask."""
+"""The semantics of DESIGN.md section 1: modes, evaluation, the special values of p,
+what a dropped element becomes, seeds, out= and the mask."""
 
 import numpy as np
 import pytest
@@ -16,7 +16,9 @@ def test_inverted_training_scales_kept_elements_by_one_over_keep_probability(dty
     y = cdropout.dropout(x, 0.2, seed=1)
     kept = cdropout.dropout_mask(x.shape, 0.2, seed=1)
     scale = np.float32(1 / 0.8) if dtype is np.float16 else dtype(1 / 0.8)
-    expected = (np.float32(3.0) * scale).astype(dtype) if dtype is np.float16 else x[0] * scale
+    expected = (
+        (np.float32(3.0) * scale).astype(dtype) if dtype is np.float16 else x[0] * scale
+    )
     assert np.all(y[kept] == expected)
     assert np.all(y[~kept] == 0)
 
@@ -93,12 +95,18 @@ def test_seed_kinds():
     assert_same_bytes(cdropout.dropout(x, 0.5, seed=np.uint64(42)), by_int)
     sequence = np.random.SeedSequence(42)
     word = int(sequence.generate_state(1, np.uint64)[0])
-    assert_same_bytes(cdropout.dropout(x, 0.5, seed=sequence), cdropout.dropout(x, 0.5, seed=word))
+    assert_same_bytes(
+        cdropout.dropout(x, 0.5, seed=sequence), cdropout.dropout(x, 0.5, seed=word)
+    )
     rng = np.random.default_rng(7)
     drawn = int(np.random.default_rng(7).integers(0, 2**64, dtype=np.uint64))
-    assert_same_bytes(cdropout.dropout(x, 0.5, seed=rng), cdropout.dropout(x, 0.5, seed=drawn))
+    assert_same_bytes(
+        cdropout.dropout(x, 0.5, seed=rng), cdropout.dropout(x, 0.5, seed=drawn)
+    )
     # a Generator advances: the next call draws another seed
-    assert not np.array_equal(cdropout.dropout(x, 0.5, seed=rng), cdropout.dropout(x, 0.5, seed=drawn))
+    assert not np.array_equal(
+        cdropout.dropout(x, 0.5, seed=rng), cdropout.dropout(x, 0.5, seed=drawn)
+    )
     assert not np.array_equal(cdropout.dropout(x, 0.5), cdropout.dropout(x, 0.5))
 
 

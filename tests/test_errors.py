@@ -1,5 +1,5 @@
-"""Bad input (DESIGN.md section 4): a clear error naming the argument and the value, raised
-before any byte is written, identically by the kernel path and the reference."""
+"""Bad input (DESIGN.md section 4): a clear error naming the argument and the value,
+raised before any byte is written, identically by the kernel path and the reference."""
 
 import os
 import subprocess
@@ -26,7 +26,7 @@ BAD_CALLS = [
     ({"seed": 1.0}, TypeError, ["seed", "float"]),
     ({"seed": True}, TypeError, ["seed", "bool"]),
     ({"seed": "42"}, TypeError, ["seed", "str"]),
-    ({"mode": "dropconnect"}, ValueError, ["mode", "dropconnect", "inverted", "classic"]),
+    ({"mode": "drop"}, ValueError, ["mode", "drop", "inverted", "classic"]),
     ({"n_threads": 0}, ValueError, ["n_threads", "0", "positive", "negative"]),
     ({"n_threads": -10_000}, ValueError, ["n_threads", "-10000"]),
     ({"n_threads": 1.5}, TypeError, ["n_threads", "float"]),
@@ -125,8 +125,12 @@ def test_bad_isa_request_is_refused():
     done = subprocess.run(
         [sys.executable, "-c", "import cdropout"],
         env={**os.environ, "CDROPOUT_ISA": "sse9"},
-        cwd=os.path.dirname(__file__),  # the source folder would shadow the installed build
+        cwd=os.path.dirname(
+            __file__
+        ),  # the source folder would shadow the installed build
         capture_output=True,
         text=True,
     )
-    assert done.returncode != 0 and "CDROPOUT_ISA" in done.stderr and "sse9" in done.stderr
+    assert (
+        done.returncode != 0 and "CDROPOUT_ISA" in done.stderr and "sse9" in done.stderr
+    )

@@ -1,4 +1,4 @@
-"""More than 2**31 elements in one call: 64-bit indices everywhere (slow: ~9 GB, seconds)."""
+"""More than 2**31 elements in one call: 64-bit indices everywhere (slow: ~9 GB)."""
 
 import numpy as np
 import pytest

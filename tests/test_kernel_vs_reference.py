@@ -62,7 +62,9 @@ def _layouts(dtype):
     base = _data(7 * 1200, dtype).reshape(7, 1200)
     swapped = base.astype(base.dtype.newbyteorder("S"))
     raw = np.zeros(base.nbytes + 1, np.uint8)
-    misaligned = np.frombuffer(raw.data, base.dtype, base.size, offset=1).reshape(base.shape)
+    misaligned = np.frombuffer(raw.data, base.dtype, base.size, offset=1).reshape(
+        base.shape
+    )
     misaligned[...] = base
     big = _data(14 * 3600, dtype).reshape(14, 3600)
     return [
@@ -91,7 +93,10 @@ def test_every_layout_gives_the_bytes_of_its_contiguous_native_copy(dtype, offse
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_in_place_on_a_view_writes_only_the_view(dtype):
-    for name, view_of in [("strided", np.s_[::2, ::3]), ("negative", np.s_[::-3, ::-2])]:
+    for name, view_of in [
+        ("strided", np.s_[::2, ::3]),
+        ("negative", np.s_[::-3, ::-2]),
+    ]:
         base = _data(14 * 3600, dtype).reshape(14, 3600)
         before = base.copy()
         view = base[view_of]

@@ -16,6 +16,7 @@ ALPHA = 1e-6
 
 def binomial_two_sided_p_value(k, n, q):
     """Exact two-sided binomial test: P(X with pmf <= pmf(k)), X ~ Binomial(n, q)."""
+
     def log_pmf(i):
         return (math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
                 + i * math.log(q) + (n - i) * math.log1p(-q))  # fmt: skip

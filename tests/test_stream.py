@@ -48,7 +48,9 @@ def test_known_answers(seed, indices, words):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2**63 + 12345])
-@pytest.mark.parametrize(("offset", "n"), [(0, 3 * B + 5), (B - 3, 40), (2**32 - 7, B + 9)])
+@pytest.mark.parametrize(
+    ("offset", "n"), [(0, 3 * B + 5), (B - 3, 40), (2**32 - 7, B + 9)]
+)
 def test_raw_stream_kernel_equals_reference(seed, offset, n):
     assert_same_bytes(
         _kernel.raw_stream(seed, offset, n), reference.raw_stream(seed, offset, n)
@@ -94,7 +96,8 @@ def test_lanes_of_a_block_differ():
 
 
 @pytest.mark.parametrize(
-    "p", [0.0, 2**-40, 1e-9, 0.1, 1 / 3, 0.5, 0.9, 1 - 2**-40, 1.0, *np.linspace(0, 1, 101)]
+    "p",
+    [0.0, 2**-40, 1e-9, 0.1, 1 / 3, 0.5, 0.9, 1 - 2**-40, 1.0, *np.linspace(0, 1, 101)],
 )
 def test_threshold_keeps_each_element_with_probability_within_2_to_minus_33(p):
     # The word is uniform on [0, 2**32): an element is kept with probability
@@ -143,7 +146,8 @@ import hashlib, numpy as np, cdropout
 x = np.linspace(-3, 3, 1_000_003, dtype=np.float32)
 m = cdropout.dropout_mask(1_000_003, 0.3, seed=11, offset=17)
 y = cdropout.dropout(x, 0.3, seed=11, offset=17)
-print(cdropout._kernel.isa_path(), hashlib.sha256(y.tobytes() + m.tobytes()).hexdigest())
+digest = hashlib.sha256(y.tobytes() + m.tobytes()).hexdigest()
+print(cdropout._kernel.isa_path(), digest)
 """
 
 
