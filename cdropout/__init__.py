@@ -3,12 +3,16 @@
 from cdropout import reference
 from cdropout._config import openmp_enabled, show_config
 from cdropout.functional import dropout, dropout_mask
+from cdropout.layers import Dropout
+from cdropout.rescale import rescale_weights
 
 __version__ = "0.1.0"
 __all__ = [
+    "Dropout",
     "dropout",
     "dropout_mask",
     "openmp_enabled",
     "reference",
+    "rescale_weights",
     "show_config",
 ]

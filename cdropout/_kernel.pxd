@@ -21,5 +21,6 @@ cdef extern from "_xorshift.h" nogil:
         void (*raw)(uint32_t *dst, uint64_t key, uint64_t first, int64_t n) noexcept nogil
 
     uint64_t cdr_key(uint64_t seed) noexcept
+    uint64_t cdr_call_seed(uint64_t seed, uint64_t counter) noexcept
     int cdr_best_isa() noexcept
     const cdr_kernels *cdr_select_isa(int requested) noexcept

@@ -138,6 +138,11 @@ def raw_stream(uint64_t seed, uint64_t offset, Py_ssize_t n):
     return out
 
 
+def call_seed(uint64_t seed, uint64_t counter):
+    """The seed of forward call number `counter` of a Dropout layer seeded with `seed`."""
+    return cdr_call_seed(seed, counter)
+
+
 def use_isa(int level):
     """Use the best ISA path the CPU runs, at most `level`; return its name.
 

@@ -57,6 +57,14 @@ static inline uint64_t cdr_fmix64(uint64_t z)
 
 static inline uint64_t cdr_key(uint64_t seed) { return cdr_mix64(seed + CDR_GAMMA); }
 
+/* The seed of forward call number `counter` of a Dropout layer seeded with `seed`: keyed and
+ * non-additive like the block hash, so that the calls of one layer, and the layers of
+ * nearby seeds, get unrelated streams. */
+static inline uint64_t cdr_call_seed(uint64_t seed, uint64_t counter)
+{
+    return cdr_mix64(seed ^ cdr_fmix64(counter + CDR_GAMMA));
+}
+
 /* The initial state of a block's lanes, word by word: w[0][l] is lane l's first word. */
 static inline __attribute__((always_inline)) void cdr_seed_words(uint32_t w[4][CDR_LANES],
                                                                  uint64_t key, uint64_t block)

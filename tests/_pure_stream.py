@@ -22,6 +22,11 @@ def fmix64(z):
     return z ^ (z >> 33)
 
 
+def call_seed(seed, counter):
+    """The seed of a Dropout layer's forward call number `counter`."""
+    return mix64(seed ^ fmix64((counter + GAMMA) & M64))
+
+
 def rotl32(x, k):
     return ((x << k) | (x >> (32 - k))) & M32
 

@@ -159,13 +159,3 @@ def test_show_config_names_version_openmp_threads_and_isa(capsys):
     printed = capsys.readouterr().out
     for word in ("cdropout", "openmp", "threads", "isa path", cdropout.__version__):
         assert word in printed
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    from cdropout import _config, functional
-
-    for module in (functional, _config):
-        failed, attempted = doctest.testmod(module)
-        assert attempted > 0 and failed == 0, module.__name__

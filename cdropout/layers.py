@@ -1,0 +1,114 @@
+"""The Dropout layer: train/eval modes, per-call streams, a mask-free backward."""
+
+from cdropout import _kernel, _params
+from cdropout.functional import dropout
+
+
+class Dropout:
+    """Dropout as a layer, with train/eval modes and a backward pass.
+
+    Parameters
+    ----------
+    p : float
+        Probability of dropping each element, 0 <= p <= 1 (checked here, once).
+    mode : {"inverted", "classic"}
+        inverted (PyTorch, Keras, Flax): training scales kept elements by 1/(1-p) and
+        evaluation is the identity. classic (Srivastava et al. 2014): training keeps
+        elements as they are and evaluation multiplies by 1-p.
+    seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
+        Resolved once, here, to a 64-bit layer seed (None: fresh OS entropy; a Generator
+        gives one draw). Forward call number k in training uses the stream
+        ``cdropout._kernel.call_seed(seed, k)``: successive calls differ, and the whole
+        sequence is reproducible from the seed.
+    inplace : bool
+        Write the result into the input (``out=x``) instead of a new array.
+
+    Attributes
+    ----------
+    training : bool
+        True at first; ``train()`` and ``eval()`` switch it.
+
+    Notes
+    -----
+    ``backward(grad)`` returns the gradient with respect to the input of the last
+    forward call. It regenerates that call's mask from its stream instead of storing
+    it, so a layer holds a few numbers, never an array. The whole state (seed, call
+    counter, mode, training flag, last call) survives pickling, so a run resumes with
+    the same masks.
+
+    MC dropout (dropout kept on at inference, to sample predictions) is the layer in
+    training mode: each call draws a fresh mask.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> layer = cdropout.Dropout(0.5, seed=0)
+    >>> layer
+    Dropout(p=0.5, mode='inverted')
+    >>> y = layer(np.ones(6))
+    >>> sorted(set(y.tolist()))
+    [0.0, 2.0]
+    >>> g = layer.backward(np.ones(6))  # the same mask and scale
+    >>> bool(np.array_equal(g, y))
+    True
+    >>> layer.eval()(np.ones(3))
+    array([1., 1., 1.])
+    """
+
+    def __init__(self, p=0.5, *, mode="inverted", seed=None, inplace=False):
+        self.p = _params.probability(p)
+        self.mode = _params.mode(mode)
+        self.inplace = _params.flag(inplace, "inplace")
+        self.seed = _params.seed_value(seed)
+        self.training = True
+        self.calls = (
+            0  # training forward calls so far: the next one uses stream `calls`
+        )
+        self._last = None  # (stream seed or None in evaluation, shape) of the last call
+
+    def __repr__(self):
+        extra = ", inplace=True" if self.inplace else ""
+        return f"Dropout(p={self.p!r}, mode={self.mode!r}{extra})"
+
+    def train(self, mode=True):
+        """Set training mode (or evaluation with ``mode=False``); return the layer."""
+        self.training = _params.flag(mode, "mode")
+        return self
+
+    def eval(self):
+        """Set evaluation mode; return the layer."""
+        return self.train(False)
+
+    def forward(self, x):
+        """Dropout of `x` in the current mode (training draws the next stream)."""
+        out = x if self.inplace else None
+        if not self.training:
+            y = dropout(x, self.p, training=False, mode=self.mode, out=out)
+            self._last = (None, y.shape)
+            return y
+        stream = _kernel.call_seed(self.seed, self.calls)
+        y = dropout(x, self.p, seed=stream, mode=self.mode, out=out)
+        self.calls += 1  # after the call: a refused input consumes no stream
+        self._last = (stream, y.shape)
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad):
+        """The gradient with respect to the input of the last forward call.
+
+        Dropout is linear in its input: the gradient is the same mask and the same scale
+        applied to `grad`, regenerated from the last call's stream.
+        """
+        if self._last is None:
+            raise RuntimeError("backward() needs a forward call first; none was made")
+        stream, shape = self._last
+        grad = _params.float_array(grad)
+        if grad.shape != shape:
+            raise ValueError(
+                f"grad must have the shape {shape} of the last forward output, "
+                f"got {grad.shape}"
+            )
+        if stream is None:
+            return dropout(grad, self.p, training=False, mode=self.mode)
+        return dropout(grad, self.p, seed=stream, mode=self.mode)
