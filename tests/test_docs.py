@@ -11,3 +11,16 @@ from cdropout import _config, functional, layers, rescale
 def test_docstring_examples_run(module):
     failed, attempted = doctest.testmod(module)
     assert attempted > 0 and failed == 0, module.__name__
+
+
+def test_readme_python_examples_run():
+    # every ```python block of the README, in order, in one namespace
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).parent.parent / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    assert len(blocks) >= 3
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, str(readme), "exec"), namespace)

@@ -1,0 +1,43 @@
+"""python -m cdropout: the tour runs, each sub-command has --help, a mismatch fails."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cdropout import __main__ as tour
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "cdropout", *args],
+        cwd=os.path.dirname(__file__),  # the source folder would shadow the build
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_tour_runs_every_section():
+    done = _run()
+    assert done.returncode == 0, done.stderr
+    for words in (
+        "isa path",
+        "19/19 byte-identical",
+        "no rescaling",
+        "(d)",
+        "NumPy recipe",
+    ):
+        assert words in done.stdout, words
+
+
+@pytest.mark.parametrize("command", ["tour", *tour.COMMANDS])
+def test_every_sub_command_has_help(command):
+    done = _run(command, "--help")
+    assert done.returncode == 0 and "usage" in done.stdout
+
+
+def test_a_failed_self_check_makes_the_exit_status_nonzero(monkeypatch):
+    monkeypatch.setattr(tour.reference, "dropout", lambda x, *a, **k: x * 0 + 1)
+    assert tour.main(["check"]) == 1
