@@ -30,7 +30,20 @@ ISA_PATH = _choose_isa()
 
 
 def openmp_enabled():
-    """Whether cdropout was built with OpenMP (else every call runs on one thread)."""
+    """Whether cdropout was built with OpenMP.
+
+    Returns
+    -------
+    bool
+        False for a serial build (no compiler support, or ``CDROPOUT_NO_OPENMP=1``):
+        every call then runs on one thread, with the same results.
+
+    Examples
+    --------
+    >>> import cdropout
+    >>> cdropout.openmp_enabled() in (True, False)
+    True
+    """
     return _kernel.openmp_enabled()
 
 

@@ -92,7 +92,22 @@ def dropout(
     offset=0,
     n_threads=None,
 ):
-    """Pure NumPy twin of cdropout.dropout (n_threads is checked, then ignored)."""
+    """Pure NumPy twin of cdropout.dropout: the same arguments and the same bytes.
+
+    It works on a C-ordered native copy of `x`: the 32-bit words of the stream are
+    compared with the threshold, kept elements multiplied by the scale in the dtype's
+    arithmetic (float32 for float16, rounded once) and dropped ones set to +0.0.
+    `n_threads` is checked, then ignored. See cdropout.dropout for the parameters.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> x = np.ones(8, np.float32)
+    >>> cdropout.reference.dropout(x, 0.5, seed=7)
+    array([2., 2., 0., 0., 2., 0., 0., 2.], dtype=float32)
+    >>> bool(np.array_equal(_, cdropout.dropout(x, 0.5, seed=7)))
+    True
+    """
     from cdropout._threads import resolve_threads
 
     x, p, training, mode, out, offset = _params.dropout_args(
@@ -123,7 +138,14 @@ def dropout(
 
 
 def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
-    """Pure NumPy twin of cdropout.dropout_mask."""
+    """Pure NumPy twin of cdropout.dropout_mask: the same arguments and the same bytes.
+
+    Examples
+    --------
+    >>> import cdropout
+    >>> cdropout.reference.dropout_mask(8, 0.5, seed=7)
+    array([ True,  True, False, False,  True, False, False,  True])
+    """
     shape = _params.shape(shape)
     p = _params.probability(p)
     size = int(np.prod(shape, dtype=np.int64))
