@@ -5,6 +5,7 @@ every argument (dtypes, sizes, layout, ranges) before the first byte is written.
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
 from cython.parallel cimport prange
+from libc.math cimport nearbyint
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 from cdropout._openmp cimport CDR_OPENMP, omp_get_max_threads
@@ -25,6 +26,10 @@ cdef Py_ssize_t CHUNK_PER_THREAD = 1 << 22
 # The ISA path, chosen once at import by cdropout._config (the best the CPU runs, capped by
 # CDROPOUT_ISA) and never changed afterwards.
 cdef const cdr_kernels *_path = cdr_select_isa(CDR_ISA_AVX512)
+
+# Set in a child process forked after import (by cdropout._threads): GNU OpenMP hangs in
+# a forked child's first parallel region, so such a child runs serially.
+cdef bint _in_forked_child = False
 
 # What a block loop writes: float32 or float64 dropout, the keep mask (uint8, src and scale
 # unused) or the raw generator words (uint32, src, threshold and scale unused).
@@ -97,6 +102,60 @@ cdef int _run_chunks(const element *src, element *dst,  # OUT: dst
     return 0
 
 
+cdef inline bint _is_ready(object a, bint writeable):
+    # a native, aligned, C-contiguous, non-empty float32 or float64 ndarray
+    if type(a) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int kind = cnp.PyArray_TYPE(arr)
+    return ((kind == cnp.NPY_FLOAT32 or kind == cnp.NPY_FLOAT64)
+            and (cnp.PyArray_ISCARRAY(arr) if writeable else cnp.PyArray_ISCARRAY_RO(arr))
+            and cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_SIZE(arr) > 0)
+
+
+def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
+    """The whole of cdropout.dropout for the common call, else NotImplemented.
+
+    At 1,000 elements the call overhead is most of the cost, so the common call is
+    checked and run here, in C: a native, aligned, C-contiguous, non-empty float32 or
+    float64 ndarray; out None or x itself; a Python float 0 < p < 1; a Python int seed
+    in [0, 2**64); training True; a known mode; offset 0; n_threads None. Every other
+    call, valid or not, gets NotImplemented and goes through cdropout.functional, which
+    checks it fully and gives the same bytes.
+    """
+    if (training is not True or n_threads is not None or type(offset) is not int
+            or offset != 0 or type(p) is not float or type(seed) is not int
+            or not (0 <= seed < 18446744073709551616)):
+        return NotImplemented
+    cdef double prob = p
+    if not (0.0 < prob < 1.0):
+        return NotImplemented
+    cdef double scale
+    if mode == "inverted":
+        scale = 1.0 / (1.0 - prob)
+    elif mode == "classic":
+        scale = 1.0
+    else:
+        return NotImplemented
+    if out is None:
+        if not _is_ready(x, False):
+            return NotImplemented
+        out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x),
+                                cnp.PyArray_TYPE(x), 0)
+    elif out is not x or not _is_ready(x, True):
+        return NotImplemented
+    # the same numbers as cdropout._params: round half to even of an exact product, and
+    # the scale rounded to the dtype (a C cast rounds to nearest, as NumPy does)
+    cdef uint64_t threshold = <uint64_t>nearbyint(prob * 4294967296.0)
+    if threshold > 0xFFFFFFFF:  # p within 2**-33 of 1 drops everything: the general path
+        return NotImplemented
+    cdef int threads = 1
+    if CDR_OPENMP and not _in_forked_child:
+        threads = omp_get_max_threads()
+    dropout_into(x, out, seed, 0, <uint32_t>threshold, scale, threads)
+    return out
+
+
 def dropout_into(cnp.ndarray src, cnp.ndarray dst, uint64_t seed, uint64_t offset,
                  uint32_t threshold, double scale, int n_threads):
     """Write dropout of `src` into `dst` for stream elements [offset, offset + src.size).
@@ -136,6 +195,22 @@ def raw_stream(uint64_t seed, uint64_t offset, Py_ssize_t n):
         _run_chunks[uint32_t](NULL, <uint32_t *>cnp.PyArray_DATA(out), n, seed, offset, 0,
                               0, 1)
     return out
+
+
+def mark_forked_child():
+    """Run serially from now on: called in a child process right after fork()."""
+    global _in_forked_child
+    _in_forked_child = True
+
+
+def in_forked_child():
+    """Whether this process was forked after cdropout was imported."""
+    return _in_forked_child
+
+
+def threshold(double p):
+    """T = round(p * 2**32) as the fast path computes it (tests compare it with Python's)."""
+    return <uint64_t>nearbyint(p * 4294967296.0)
 
 
 def call_seed(uint64_t seed, uint64_t counter):

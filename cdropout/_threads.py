@@ -10,15 +10,7 @@ import os
 
 from cdropout import _kernel
 
-_in_forked_child = False
-
-
-def _mark_forked_child():
-    global _in_forked_child
-    _in_forked_child = True
-
-
-os.register_at_fork(after_in_child=_mark_forked_child)
+os.register_at_fork(after_in_child=_kernel.mark_forked_child)
 
 
 def resolve_threads(n_threads):
@@ -49,4 +41,4 @@ def resolve_threads(n_threads):
             "n_threads must be None, a positive int or a negative int "
             "(-1 = all cores), got 0"
         )
-    return 1 if _in_forked_child or not _kernel.openmp_enabled() else count
+    return 1 if _kernel.in_forked_child() or not _kernel.openmp_enabled() else count

@@ -84,6 +84,9 @@ def dropout(
     >>> y is x
     True
     """
+    result = _kernel.dropout_fast(x, p, seed, training, mode, out, offset, n_threads)
+    if result is not NotImplemented:
+        return result
     x, p, training, mode, out, offset = _params.dropout_args(
         x, p, training, mode, out, offset
     )

@@ -1,0 +1,88 @@
+"""The C fast path of the common call gives exactly the bytes of the general path, and
+declines (NotImplemented) every call it does not fully check."""
+
+import numpy as np
+import pytest
+from conftest import assert_same_bytes
+
+import cdropout
+from cdropout import _kernel, _params, reference
+
+B = _kernel.BLOCK
+
+
+def _fast(x, p=0.5, seed=1, training=True, mode="inverted", out=None, offset=0, n=None):
+    return _kernel.dropout_fast(x, p, seed, training, mode, out, offset, n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 17, B + 1, 3 * B + 7])
+@pytest.mark.parametrize("p", [1e-12, 0.1, 0.5, 0.9, 1 - 2**-32])
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+def test_fast_path_equals_reference(dtype, size, p, mode):
+    x = np.random.default_rng(size).standard_normal((size,)).astype(dtype)
+    for seed in (0, 2**64 - 1):
+        desired = reference.dropout(x, p, seed=seed, mode=mode)
+        new = _fast(x, p, seed, mode=mode)
+        assert new is not NotImplemented
+        assert_same_bytes(new, desired)
+        in_place = x.copy()
+        assert _fast(in_place, p, seed, mode=mode, out=in_place) is in_place
+        assert_same_bytes(in_place, desired)
+
+
+def test_fast_path_keeps_the_shape():
+    x = np.ones((3, 4, 5), np.float32)
+    assert _fast(x).shape == (3, 4, 5)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"p": 0.0},
+        {"p": 1.0},
+        {"p": 1 - 2**-40},  # rounds to the threshold of p = 1
+        {"p": np.float64(0.5)},
+        {"p": 1},
+        {"seed": None},
+        {"seed": -1},
+        {"seed": 2**64},
+        {"seed": np.uint64(3)},
+        {"training": False},
+        {"training": 1},
+        {"mode": "other"},
+        {"offset": 5},
+        {"offset": 0.0},
+        {"n": 1},
+        {"out": np.empty(8, np.float32)},
+        {"x": np.ones(16, np.float32)[::2]},
+        {"x": np.ones(8, ">f4")},
+        {"x": np.ones(8, np.float16)},
+        {"x": np.ones(0, np.float32)},
+        {"x": [1.0, 2.0]},
+        {"x": np.ones(8, np.float32).view(np.matrix)},
+    ],
+    ids=repr,
+)
+def test_fast_path_declines_what_it_does_not_check(change):
+    args = {"x": np.ones(8, np.float32), **change}
+    assert _fast(**args) is NotImplemented
+
+
+def test_fast_path_declines_in_place_on_a_read_only_array():
+    x = np.ones(8, np.float32)
+    x.flags.writeable = False
+    assert _fast(x, out=x) is NotImplemented
+    assert _fast(x) is not NotImplemented  # reading it is fine
+
+
+def test_fast_path_threshold_rounds_half_to_even_like_python():
+    halfway = [(k + 0.5) / 2**32 for k in (0, 1, 2, 3, 2**31, 2**32 - 2)]
+    for p in halfway + list(np.random.default_rng(0).random(1000)):
+        assert _kernel.threshold(p) == _params.threshold(p), p
+    assert [_kernel.threshold(p) for p in halfway[:4]] == [0, 2, 2, 4]
+
+
+def test_public_function_uses_the_fast_path_result():
+    x = np.arange(1.0, 9.0, dtype=np.float32)
+    assert_same_bytes(cdropout.dropout(x, 0.5, seed=3), _fast(x, 0.5, 3))
