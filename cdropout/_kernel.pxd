@@ -19,6 +19,10 @@ cdef extern from "_xorshift.h" nogil:
         void (*mask)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
                      uint32_t threshold) noexcept nogil
         void (*raw)(uint32_t *dst, uint64_t key, uint64_t first, int64_t n) noexcept nogil
+        void (*drop2_f32)(const float *src, float *dst, uint64_t key, uint64_t block,
+                          uint32_t threshold, float scale) noexcept nogil
+        void (*drop2_f64)(const double *src, double *dst, uint64_t key, uint64_t block,
+                          uint32_t threshold, double scale) noexcept nogil
 
     uint64_t cdr_key(uint64_t seed) noexcept
     uint64_t cdr_call_seed(uint64_t seed, uint64_t counter) noexcept

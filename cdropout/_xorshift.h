@@ -34,6 +34,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h> /* the AVX-512 path's masked multiply */
+#endif
 
 #define CDR_BLOCK 4096
 #define CDR_LANES 16
@@ -119,9 +122,14 @@ typedef struct {
     void (*drop_f64)(const double *, double *, uint64_t, uint64_t, int64_t, uint32_t, double);
     void (*mask)(uint8_t *, uint64_t, uint64_t, int64_t, uint32_t);
     void (*raw)(uint32_t *, uint64_t, uint64_t, int64_t);
+    /* two whole blocks at once: `block` and `block + 1`, src[0] being block's first */
+    void (*drop2_f32)(const float *, float *, uint64_t, uint64_t, uint32_t, float);
+    void (*drop2_f64)(const double *, double *, uint64_t, uint64_t, uint32_t, double);
 } cdr_kernels;
 
-#define CDR_PATH_ENTRY(P) {#P, cdr_drop_f32_##P, cdr_drop_f64_##P, cdr_mask_##P, cdr_raw_##P}
+#define CDR_PATH_ENTRY(P)                                                                  \
+    {#P, cdr_drop_f32_##P, cdr_drop_f64_##P, cdr_mask_##P, cdr_raw_##P, cdr_drop2_f32_##P,  \
+     cdr_drop2_f64_##P}
 static const cdr_kernels cdr_paths[] = {
     CDR_PATH_ENTRY(baseline),
 #if CDR_HAVE_DISPATCH
