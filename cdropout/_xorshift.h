@@ -34,9 +34,6 @@
 
 #include <stdint.h>
 #include <string.h>
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#include <immintrin.h> /* the AVX-512 path's masked multiply */
-#endif
 
 #define CDR_BLOCK 4096
 #define CDR_LANES 16
