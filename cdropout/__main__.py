@@ -6,12 +6,11 @@ speed. Each has --help.
 
 import argparse
 import sys
-import time
 
 import numpy as np
 
 import cdropout
-from cdropout import demo, reference
+from cdropout import _timing, demo, reference
 
 
 def self_check():
@@ -71,72 +70,30 @@ def demo_table():
     demo.print_table(demo.run())
 
 
-def _best_time(run, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _torch_dropout():
-    """PyTorch's CPU dropout on one thread, in place, or None without torch."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
-    return lambda x, p: torch.nn.functional.dropout(
-        torch.from_numpy(x), p, True, inplace=True
-    )
-
-
-def _contenders(x, p, rng, torch_dropout):
-    """The timed calls on one array, the floor first."""
-    scale = np.float32(1 / (1 - p))
-    contenders = {
-        "multiply": lambda: np.multiply(x, scale, out=x),
-        # in place on data that stays valid: dropout of dropout is still a float array
-        "cdropout": lambda: cdropout.dropout(x, p, seed=1, out=x, n_threads=1),
-        "multiply new": lambda: np.multiply(x, scale),
-        "cdropout new": lambda: cdropout.dropout(x, p, seed=1, n_threads=1),
-        "NumPy recipe": lambda: x * (rng.random(x.shape, np.float32) >= p) / (1 - p),
-    }
-    if torch_dropout is not None:
-        contenders["PyTorch"] = lambda: torch_dropout(x, p)
-    return contenders
-
-
 def speed_table(sizes=(10**3, 10**5, 10**6, 10**7), p=0.5):
-    """ns per element, float32, one thread, timed in this process, min of repeats."""
+    """ns per element, float32, one thread, timed in this process (min of repeats)."""
+    torch = _timing.torch_dropout()
+    print(f"\nspeed: float32, p={p}, one thread, ns per element (ratio to the floor)")
     print(
-        f"\nspeed: float32, p={p}, 1 thread, ns per element (ratio to the first column)"
+        "  floor: np.multiply(x, s, out=x) in place, np.multiply(x, s) for a new array"
     )
-    print("  multiply: np.multiply(x, s, out=x), the floor of any in-place dropout;")
-    print("  cdropout: in place (out=x); 'new': a new output array each call. In-place")
-    print("  runs reuse x: values grow to inf, which float arithmetic runs as fast.")
-    rng = np.random.default_rng(0)
-    torch_dropout = _torch_dropout()
-    if torch_dropout is None:
+    if torch is None:
         print("  (PyTorch is not installed: its column is left out)")
-    names = list(_contenders(None, p, rng, torch_dropout))
-    print(f"{'size':>10} {names[0]:>10} " + " ".join(f"{n:>16}" for n in names[1:]))
-    for n in sizes:
-        x = rng.standard_normal(n).astype(np.float32)
-        repeats = max(3, min(200, 10**7 // n))
-        with np.errstate(over="ignore", invalid="ignore"):
-            times = {
-                name: _best_time(run, repeats)
-                for name, run in _contenders(x, p, rng, torch_dropout).items()
-            }
-        floor = times[names[0]]
-        cells = [f"{floor / n * 1e9:10.3f}"]
-        cells += [
-            f"{times[name] / n * 1e9:8.3f} ({times[name] / floor:4.1f}x)"
-            for name in names[1:]
-        ]
-        print(f"{n:>10} " + " ".join(cells))
+    rng = np.random.default_rng(0)
+    for in_place in (True, False):
+        print("in place (out=x):" if in_place else "new output array:")
+        header = None
+        for n in sizes:
+            x = rng.standard_normal(n).astype(np.float32)
+            found = _timing.contenders(x, p, in_place, torch=torch)
+            times = _timing.best_times(found, _timing.repeats_for(n))
+            if header is None:
+                header = [c.name for c in found]
+                print(f"{'size':>10}" + "".join(f"{name:>18}" for name in header))
+            floor = times["floor"]
+            cells = [f"{times[name] / n * 1e9:9.3f} ({times[name] / floor:4.1f}x)"
+                     for name in header]  # fmt: skip
+            print(f"{n:>10}" + "".join(f"{cell:>18}" for cell in cells))
 
 
 COMMANDS = {

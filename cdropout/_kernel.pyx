@@ -148,11 +148,12 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
     At 1,000 elements the call overhead is most of the cost, so the common call is
     checked and run here, in C: a native, aligned, C-contiguous, non-empty float32 or
     float64 ndarray; out None or x itself; a Python float 0 < p < 1; a Python int seed
-    in [0, 2**64); training True; a known mode; offset 0; n_threads None. Every other
+    in [0, 2**64); training True; a known mode; offset 0; n_threads None or a positive
+    Python int. Every other
     call, valid or not, gets NotImplemented and goes through cdropout.functional, which
     checks it fully and gives the same bytes.
     """
-    if (training is not True or n_threads is not None or type(offset) is not int
+    if (training is not True or type(offset) is not int
             or offset != 0 or type(p) is not float or type(seed) is not int
             or not (0 <= seed < 18446744073709551616)):
         return NotImplemented
@@ -179,8 +180,14 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
     if threshold > 0xFFFFFFFF:  # p within 2**-33 of 1 drops everything: the general path
         return NotImplemented
     cdef int threads = 1
-    if CDR_OPENMP and not _in_forked_child:
+    if n_threads is not None:
+        if type(n_threads) is not int or not (0 < n_threads <= 1 << 16):
+            return NotImplemented
+        threads = n_threads
+    elif CDR_OPENMP:
         threads = omp_get_max_threads()
+    if _in_forked_child or not CDR_OPENMP:
+        threads = 1
     dropout_into(x, out, seed, 0, <uint32_t>threshold, scale, threads)
     return out
 

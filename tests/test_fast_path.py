@@ -31,6 +31,14 @@ def test_fast_path_equals_reference(dtype, size, p, mode):
         assert_same_bytes(in_place, desired)
 
 
+@pytest.mark.parametrize("n_threads", [None, 1, 2, 3])
+def test_fast_path_takes_explicit_thread_counts(n_threads):
+    x = np.linspace(-1, 1, 5 * B + 3, dtype=np.float32)
+    y = _fast(x, 0.3, 9, n=n_threads)
+    assert y is not NotImplemented
+    assert_same_bytes(y, reference.dropout(x, 0.3, seed=9))
+
+
 def test_fast_path_keeps_the_shape():
     x = np.ones((3, 4, 5), np.float32)
     assert _fast(x).shape == (3, 4, 5)
@@ -53,7 +61,10 @@ def test_fast_path_keeps_the_shape():
         {"mode": "other"},
         {"offset": 5},
         {"offset": 0.0},
-        {"n": 1},
+        {"n": 0},
+        {"n": -1},
+        {"n": 2.0},
+        {"n": True},
         {"out": np.empty(8, np.float32)},
         {"x": np.ones(16, np.float32)[::2]},
         {"x": np.ones(8, ">f4")},

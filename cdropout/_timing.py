@@ -1,0 +1,96 @@
+"""Timing in one process, interleaved, minimum of repeats: shared by the tour's speed
+table (python -m cdropout speed) and the benchmark suite (bench/run.py)."""
+
+import time
+
+import numpy as np
+
+import cdropout
+from cdropout import _kernel
+
+
+class Contender:
+    """One timed call; `setup` and `teardown` run untimed around it (an ISA switch)."""
+
+    def __init__(self, name, run, setup=None, teardown=None):
+        self.name, self.run, self.setup, self.teardown = name, run, setup, teardown
+
+
+def torch_dropout():
+    """PyTorch's CPU dropout on one thread, or None when torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return lambda x, p, in_place: torch.nn.functional.dropout(
+        torch.from_numpy(x), p, True, inplace=in_place
+    )
+
+
+def contenders(
+    x, p, in_place, *, threads=(1,), isa_paths=(), reference=False, torch=None
+):
+    """The contenders on one array, the floor first.
+
+    The floor is np.multiply(x, s, out=x) in place, np.multiply(x, s) otherwise: the
+    memory traffic of any dropout. In-place calls reuse x, whose values stay valid
+    floats (dropout of dropout); products grow to inf, which runs as fast.
+    """
+    scale = x.dtype.type(1 / (1 - p))
+    out = x if in_place else None
+    rng = np.random.default_rng(0)
+    floor = (lambda: np.multiply(x, scale, out=x)) if in_place else (lambda: x * scale)
+    found = [Contender("floor", floor)]
+    for t in threads:
+        found.append(
+            Contender(
+                f"cdropout {t}t",
+                lambda t=t: cdropout.dropout(x, p, seed=1, out=out, n_threads=t),
+            )
+        )
+    best = max(_kernel.ISA_LEVELS.values())
+    for path in isa_paths:
+        level = _kernel.ISA_LEVELS[path]
+        found.append(
+            Contender(
+                f"cdropout {path}",
+                lambda: cdropout.dropout(x, p, seed=1, out=out, n_threads=1),
+                setup=lambda level=level: _kernel.use_isa(level),
+                teardown=lambda: _kernel.use_isa(best),
+            )
+        )
+    found.append(
+        Contender(
+            "NumPy recipe",
+            lambda: x * (rng.random(x.shape, x.dtype) >= p) / x.dtype.type(1 - p),
+        )
+    )
+    if reference:
+        found.append(
+            Contender("reference", lambda: cdropout.reference.dropout(x, p, seed=1))
+        )
+    if torch is not None:
+        found.append(Contender("PyTorch", lambda: torch(x, p, in_place)))
+    return found
+
+
+def best_times(found, repeats):
+    """Seconds of the fastest of `repeats` calls of each contender, interleaved."""
+    best = {c.name: float("inf") for c in found}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(repeats):
+            for c in found:
+                if c.setup is not None:
+                    c.setup()
+                start = time.perf_counter()
+                c.run()
+                best[c.name] = min(best[c.name], time.perf_counter() - start)
+                if c.teardown is not None:
+                    c.teardown()
+    return best
+
+
+def repeats_for(size):
+    """Enough repeats for a stable minimum, about the same total time per size."""
+    return int(max(3, min(300, 3e7 // size)))
