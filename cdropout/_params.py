@@ -60,12 +60,32 @@ def output(out, x):
         raise ValueError(f"out must have shape {x.shape} like x, got {out.shape}")
     if not out.flags.writeable:
         raise ValueError("out must be writeable, got a read-only array")
-    if any(s == 0 and n > 1 for s, n in zip(out.strides, out.shape, strict=True)):
+    if _may_self_overlap(out):
         raise ValueError(
-            "out must not have overlapping elements, got an array with a zero stride "
-            f"(strides {out.strides}, as from numpy.broadcast_to)"
+            "out must not have overlapping elements (writes to them would race), got "
+            f"shape {out.shape} with strides {out.strides}, as from numpy.broadcast_to "
+            "or as_strided"
         )
     return out
+
+
+def _may_self_overlap(a):
+    """Whether two elements of `a` may share bytes.
+
+    Sufficient test for no overlap: with the axes of more than one element sorted by
+    stride size, each stride spans all the bytes that the smaller axes reach. Every
+    array made by slicing, transposing or reshaping passes; zero strides and the
+    overlapping views of as_strided fail.
+    """
+    if a.size <= 1:  # NumPy gives empty arrays arbitrary strides
+        return False
+    span = a.itemsize
+    axes = zip(a.strides, a.shape, strict=True)
+    for stride, size in sorted((abs(s), n) for s, n in axes if n > 1):
+        if stride < span:
+            return True
+        span += stride * (size - 1)
+    return False
 
 
 def new_output(x):

@@ -41,7 +41,9 @@ BAD_CALLS = [
     ({"out": np.zeros((2, 3))}, ValueError, ["out", "(6,)", "(2, 3)"]),
     ({"out": np.broadcast_to(np.zeros(1), (6,))}, ValueError, ["out", "writeable"]),
     ({"out": np.lib.stride_tricks.as_strided(np.zeros(1), (6,), (0,))}, ValueError,
-     ["out", "zero stride"]),
+     ["out", "overlapping", "(0,)"]),
+    ({"out": np.lib.stride_tricks.as_strided(np.zeros(8), (6,), (4,))}, ValueError,
+     ["out", "overlapping", "(4,)"]),
 ]  # fmt: skip
 
 

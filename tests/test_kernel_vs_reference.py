@@ -12,7 +12,7 @@ B = _kernel.BLOCK
 DTYPES = [np.float16, np.float32, np.float64]
 SIZES = [0, 1, 15, 17, B - 1, B, B + 1, 3 * B + 7]
 PS = [0.0, 1e-9, 0.1, 0.5, 0.9, 1.0]
-OFFSETS = [0, B - 1, 2**32 + 5]
+OFFSETS = [0, B - 1, 2**31 - 5, 2**32 - 5]  # the last two cross 2**31 and 2**32
 SEEDS = [0, 2**64 - 1, 987654321]
 
 

@@ -1,0 +1,111 @@
+"""Threads and processes: concurrent Python threads, the GIL released, fork safety."""
+
+import multiprocessing
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import assert_same_bytes
+
+import cdropout
+
+
+def test_eight_python_threads_at_once_give_the_serial_results():
+    arrays = [np.random.default_rng(i).standard_normal(300_000 + i) for i in range(8)]
+    serial = [cdropout.dropout(a, 0.3, seed=i) for i, a in enumerate(arrays)]
+    results = [[None] * 5 for _ in arrays]
+    start = threading.Barrier(len(arrays))
+
+    def work(i):
+        start.wait()
+        for k in range(5):
+            out = np.empty_like(arrays[i])
+            results[i][k] = cdropout.dropout(
+                arrays[i], 0.3, seed=i, out=out, n_threads=2
+            )
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(arrays))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, expected in enumerate(serial):
+        for result in results[i]:
+            assert_same_bytes(result, expected)
+
+
+def test_the_gil_is_released_during_a_call():
+    # A counter in this thread advances while another thread is inside one long call.
+    x = np.ones(150_000_000, np.float32)
+    inside = threading.Event()
+    done = threading.Event()
+
+    def work():
+        inside.set()
+        cdropout.dropout(x, 0.5, seed=1, out=x, n_threads=1)
+        done.set()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    inside.wait()
+    count = 0
+    while not done.is_set():
+        count += 1
+    worker.join()
+    assert count > 10_000
+
+
+def _child_digest(_):
+    x = np.linspace(-1, 1, 2_000_003, dtype=np.float32)
+    return cdropout.dropout(x, 0.4, seed=3).tobytes()
+
+
+def test_a_forked_child_runs_without_hanging_and_gives_the_same_bytes():
+    x = np.linspace(-1, 1, 2_000_003, dtype=np.float32)
+    parent = cdropout.dropout(x, 0.4, seed=3, n_threads=2)  # a parallel region first
+    context = multiprocessing.get_context("fork")
+    with context.Pool(2) as pool:
+        pending = pool.map_async(_child_digest, range(2))
+        children = pending.get(timeout=60)  # a hang fails here instead of blocking CI
+    assert all(child == parent.tobytes() for child in children)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_long_call_within_half_a_second():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = """
+import time, numpy as np, cdropout
+x = np.ones(1_500_000_000, np.float32)
+print("start", flush=True)
+t = time.perf_counter()
+try:
+    cdropout.dropout(x, 0.5, seed=1, out=x, n_threads=1)
+    print("finished", time.perf_counter() - t)
+except KeyboardInterrupt:
+    untouched = np.count_nonzero(x[-1000:] == 1) == 1000
+    print("interrupted", time.perf_counter() - t, untouched)
+"""
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CDROPOUT_ISA": "baseline"},  # about 0.6 s for the call
+        cwd=os.path.dirname(__file__),
+    )
+    assert child.stdout.readline().strip() == "start"
+    time.sleep(0.15)
+    sent = time.perf_counter()
+    child.send_signal(signal.SIGINT)
+    line = child.stdout.readline().split()
+    ended = time.perf_counter() - sent
+    child.wait(timeout=60)
+    assert line[0] == "interrupted", line
+    assert ended < 0.5
+    assert (
+        line[2] == "True"
+    )  # the tail was not reached: a prefix is done, the rest as it was
