@@ -74,6 +74,11 @@ def dropout(
     p = 1 all zeros. Checks run before any byte is written: a failed call leaves x and
     out as they were.
 
+    A long call can be interrupted (Ctrl-C, KeyboardInterrupt) within a few
+    milliseconds: the work runs in chunks of a few million elements. In place, the
+    chunks done by then hold their dropout and the rest is as it was; a new output is
+    not returned. The GIL is released while the kernel runs.
+
     Examples
     --------
     >>> import numpy as np, cdropout

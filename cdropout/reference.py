@@ -123,10 +123,13 @@ def dropout(
         keep = _keep(seed, p, offset, flat.size)
         if p < 1.0:
             scale = _params.training_scale(p, mode, x.dtype)
-            if x.dtype.itemsize == 2:  # float16: float32 arithmetic, rounded once
-                kept = (flat.astype(np.float32) * np.float32(scale)).astype(np.float16)
-            else:
-                kept = flat * flat.dtype.type(scale)
+            with np.errstate(over="ignore", invalid="ignore"):  # inf, as in the kernel
+                if x.dtype.itemsize == 2:  # float16: float32 arithmetic, rounded once
+                    kept = (flat.astype(np.float32) * np.float32(scale)).astype(
+                        np.float16
+                    )
+                else:
+                    kept = flat * flat.dtype.type(scale)
         else:
             kept = flat  # nothing is kept
         flat = np.where(keep, kept, flat.dtype.type(0.0))
