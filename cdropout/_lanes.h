@@ -118,9 +118,9 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
 #define CDR_DROP_ONE(k, word)                                                              \
     do {                                                                                   \
         const __typeof__(scale) y = src[k] * scale;                                        \
-        CDR_UINT bits;                                                                     \
+        cdr_bits bits;                                                                     \
         memcpy(&bits, &y, sizeof bits);                                                    \
-        bits &= (CDR_UINT)0 - (CDR_UINT)((word) >= threshold);                             \
+        bits &= (cdr_bits)0 - (cdr_bits)((word) >= threshold);                             \
         memcpy(&dst[k], &bits, sizeof bits);                                               \
     } while (0)
 
@@ -143,31 +143,21 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
                 (P_(cdr_u64v_))__builtin_convertvector(half[h], P_(cdr_i64v_));            \
     } while (0)
 
-#define CDR_UINT uint32_t /* the float's bits */
-static void P_(cdr_drop_f32_)(const float *src, float *dst, uint64_t key, uint64_t first,
-                              int64_t n, uint32_t threshold, float scale)
-{
-    const u32v t = (u32v){0} + threshold;
-    CDR_WALK(
-        for (int v = 0; v < NV; v++)
-            CDR_SELECT_F32(dst + i + v * CDR_VW, src + i + v * CDR_VW, scale, u[v], t);,
-        CDR_DROP_ONE);
-}
+/* The dropout of one block's elements [first, first + n), for one float type. */
+#define CDR_DEFINE_DROP(NAME, FLOAT, UINT, SELECT)                                         \
+    static void P_(NAME)(const FLOAT *src, FLOAT *dst, uint64_t key, uint64_t first,       \
+                         int64_t n, uint32_t threshold, FLOAT scale)                       \
+    {                                                                                      \
+        typedef UINT cdr_bits; /* the float's bits, for CDR_DROP_ONE */                    \
+        const u32v t = (u32v){0} + threshold;                                              \
+        CDR_WALK(                                                                          \
+            for (int v = 0; v < NV; v++)                                                   \
+                SELECT(dst + i + v * CDR_VW, src + i + v * CDR_VW, scale, u[v], t);,       \
+            CDR_DROP_ONE);                                                                 \
+    }
 
-#undef CDR_UINT
-
-#define CDR_UINT uint64_t
-static void P_(cdr_drop_f64_)(const double *src, double *dst, uint64_t key, uint64_t first,
-                              int64_t n, uint32_t threshold, double scale)
-{
-    const u32v t = (u32v){0} + threshold;
-    CDR_WALK(
-        for (int v = 0; v < NV; v++)
-            CDR_SELECT_F64(dst + i + v * CDR_VW, src + i + v * CDR_VW, scale, u[v], t);,
-        CDR_DROP_ONE);
-}
-
-#undef CDR_UINT
+CDR_DEFINE_DROP(cdr_drop_f32_, float, uint32_t, CDR_SELECT_F32)
+CDR_DEFINE_DROP(cdr_drop_f64_, double, uint64_t, CDR_SELECT_F64)
 
 /*
  * Two whole blocks, `block` and `block + 1`, step by step together: one block's lanes form a
