@@ -87,7 +87,12 @@ extension = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
-    depends=["cdropout/_xorshift.h", "cdropout/_lanes.h", "cdropout/_kernel.pxd"],
+    depends=[
+        "cdropout/_xorshift.h",
+        "cdropout/_lanes.h",
+        "cdropout/_broadcast.h",
+        "cdropout/_kernel.pxd",
+    ],
 )
 
 setup(

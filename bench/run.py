@@ -10,8 +10,9 @@ cdropout.reference (up to 1e6 elements), and PyTorch's CPU dropout when torch is
 installed. In-place calls reuse their array: dropout of dropout stays a float array.
 Also measured: the bytes a call allocates (tracemalloc, which sees NumPy's buffers).
 
-Writes results.json (raw figures), bench.png (ns per element against size) and prints
-the table. Needs the bench extra: pip install -e ".[bench]".
+Also broadcast (channel) dropout against the floor. Writes results.json and
+broadcast.json (raw figures), bench.png (ns per element against size) and prints the
+tables. Needs the bench extra: pip install -e ".[bench]".
 """
 
 import argparse
@@ -128,6 +129,48 @@ def _cell(record):
     return f"{record['ns_per_element']:8.3f} ({record['ratio_to_floor']:5.1f}x)"
 
 
+BROADCAST_CASES = [  # (shape, noise_shape, what it is)
+    ((64, 64, 32, 32), (None, None, 1, 1), "channels (Dropout2d)"),
+    ((4096, 1024), (1, None), "features shared by the batch"),
+    ((4096, 1024), (None, 1), "whole rows"),
+]
+
+
+def run_broadcast(p=0.5):
+    """Broadcast dropout in place against the floor and plain dropout, float32."""
+    rows = []
+    scale = np.float32(1 / (1 - p))
+    for shape, noise, what in BROADCAST_CASES:
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        found = [
+            _timing.Contender("floor", lambda x=x: np.multiply(x, scale, out=x)),
+            _timing.Contender(
+                "broadcast",
+                lambda x=x, noise=noise: cdropout.dropout(
+                    x, p, seed=1, out=x, n_threads=1, noise_shape=noise
+                ),
+            ),
+            _timing.Contender(
+                "plain", lambda x=x: cdropout.dropout(x, p, seed=1, out=x, n_threads=1)
+            ),
+        ]
+        times = _timing.best_times(found, _timing.repeats_for(x.size))
+        rows.append({"shape": shape, "noise_shape": noise, "what": what, **times})
+    return rows
+
+
+def print_broadcast(rows):
+    print("\nbroadcast dropout, float32, p=0.5, in place, 1 thread: ns per element "
+          "(ratio to the floor)")  # fmt: skip
+    for r in rows:
+        n = int(np.prod(r["shape"]))
+        cells = [f"{r[k] / n * 1e9:.3f} ({r[k] / r['floor']:.1f}x)" for k in
+                 ("floor", "broadcast", "plain")]  # fmt: skip
+        print(f"  {str(r['shape']):<18} noise {str(r['noise_shape']):<20} "
+              f"{r['what']:<30} floor {cells[0]}  broadcast {cells[1]}  "
+              f"plain dropout {cells[2]}")  # fmt: skip
+
+
 def print_table(meta, records):
     print(f"cdropout {cdropout.__version__} on {meta['cpu']}, {meta['cores']} cores; "
           f"ISA path {meta['config']['isa path']}")  # fmt: skip
@@ -194,7 +237,10 @@ def main(argv=None):
     except ImportError:
         progress = lambda cells: cells  # noqa: E731 - no bar without the bench extra
     meta, records = run_grid(QUICK if args.quick else FULL, args.out, progress)
+    broadcast = run_broadcast()
+    (args.out / "broadcast.json").write_text(json.dumps(broadcast))
     print_table(meta, records)
+    print_broadcast(broadcast)
     plot(records, args.out / "bench.png")
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'bench.png'}")
 

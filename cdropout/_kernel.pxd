@@ -28,3 +28,10 @@ cdef extern from "_xorshift.h" nogil:
     uint64_t cdr_call_seed(uint64_t seed, uint64_t counter) noexcept
     int cdr_best_isa() noexcept
     const cdr_kernels *cdr_select_isa(int requested) noexcept
+
+
+cdef extern from "_broadcast.h" nogil:
+    void cdr_select_f32(const float *src, float *dst, const uint8_t *keep, int64_t n,
+                        float scale) noexcept
+    void cdr_select_f64(const double *src, double *dst, const uint8_t *keep, int64_t n,
+                        double scale) noexcept

@@ -4,6 +4,7 @@ every argument (dtypes, sizes, layout, ranges) before the first byte is written.
 """
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
+from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport nearbyint
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
@@ -209,6 +210,67 @@ def dropout_into(cnp.ndarray src, cnp.ndarray dst, uint64_t seed, uint64_t offse
         _run_chunks[double](<const double *>cnp.PyArray_DATA(src),
                             <double *>cnp.PyArray_DATA(dst), n, seed, offset, threshold,
                             scale, n_threads)
+
+
+cdef void _broadcast_rows(const floating *src, floating *dst,  # OUT: dst
+                          const uint8_t *keep, Py_ssize_t rows, Py_ssize_t inner,
+                          bint inner_broadcast, const Py_ssize_t *sizes,
+                          const Py_ssize_t *mask_strides, Py_ssize_t n_outer,
+                          floating scale) noexcept nogil:
+    # x as (rows, inner): the outer axis groups of row r give its place in the mask
+    cdef Py_ssize_t r, k, j, rest, at
+    cdef const floating *s
+    cdef floating *d
+    for r in range(rows):
+        rest, at = r, 0
+        for k in range(n_outer - 1, -1, -1):
+            at += (rest % sizes[k]) * mask_strides[k]
+            rest = rest // sizes[k]
+        s = src + r * inner
+        d = dst + r * inner
+        if inner_broadcast:  # one decision for the whole run
+            if keep[at]:
+                for j in range(inner):
+                    d[j] = s[j] * scale
+            else:
+                for j in range(inner):
+                    d[j] = 0.0  # +0.0, whatever s held
+        elif floating is float:
+            cdr_select_f32(s, d, keep + at, inner, scale)
+        else:
+            cdr_select_f64(s, d, keep + at, inner, scale)
+
+
+def broadcast_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray keep, sizes,
+                   mask_strides, bint inner_broadcast, double scale):
+    """Dropout with a mask broadcast along some axes, in one pass over memory.
+
+    Trusts its caller: src and dst are native, aligned, C-contiguous float32 or float64
+    arrays of one dtype and size, the same array or disjoint; x's axes are merged into
+    groups (sizes, outermost first) that are either all broadcast or all masked, the
+    last group being the inner run; mask_strides give each outer group's step in keep
+    (0 where broadcast); keep holds one byte per mask element, 1 = kept.
+    """
+    cdef Py_ssize_t n_outer = len(sizes) - 1
+    cdef Py_ssize_t inner = sizes[n_outer]
+    cdef Py_ssize_t rows = cnp.PyArray_SIZE(src) // inner if inner else 0
+    cdef Py_ssize_t[64] size_of, stride_of
+    cdef Py_ssize_t k
+    for k in range(n_outer):
+        size_of[k] = sizes[k]
+        stride_of[k] = mask_strides[k]
+    cdef const uint8_t *mask = <const uint8_t *>cnp.PyArray_DATA(keep)
+    if cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32:
+        with nogil:
+            _broadcast_rows[float](<const float *>cnp.PyArray_DATA(src),
+                                   <float *>cnp.PyArray_DATA(dst), mask, rows, inner,
+                                   inner_broadcast, size_of, stride_of, n_outer,
+                                   <float>scale)
+    else:
+        with nogil:
+            _broadcast_rows[double](<const double *>cnp.PyArray_DATA(src),
+                                    <double *>cnp.PyArray_DATA(dst), mask, rows, inner,
+                                    inner_broadcast, size_of, stride_of, n_outer, scale)
 
 
 def mask_into(cnp.ndarray dst, uint64_t seed, uint64_t offset, uint32_t threshold,

@@ -170,6 +170,39 @@ def training_scale(p, mode, dtype):
     return value if np.dtype(dtype).itemsize == 8 else float(np.float32(value))
 
 
+def noise_shape(value, x_shape):
+    """The mask's shape: per axis 1 (one decision broadcast along it) or x's size.
+
+    None entries (Keras) take x's size. None for the whole argument: x's shape.
+    """
+    if value is None:
+        return tuple(x_shape)
+    try:
+        dims = tuple(value)
+    except TypeError:
+        raise TypeError(
+            f"noise_shape must be None or a tuple of ints, got {type(value).__name__}"
+        ) from None
+    if len(dims) != len(x_shape):
+        raise ValueError(
+            f"noise_shape must have one entry per axis of x ({len(x_shape)}), "
+            f"got {value!r}"
+        )
+    resolved = []
+    for dim, size in zip(dims, x_shape, strict=True):
+        if dim is None:
+            dim = size
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"noise_shape must hold ints or None, got {value!r}")
+        if dim not in (1, size):
+            raise ValueError(
+                f"noise_shape must hold, per axis, 1 or the size of x on it "
+                f"(x has shape {tuple(x_shape)}), got {value!r}"
+            )
+        resolved.append(int(dim))
+    return tuple(resolved)
+
+
 def dropout_args(x, p, training, mode_, out, offset_):
     """The checked (x, p, training, mode, out, offset) of a dropout call."""
     p = probability(p)

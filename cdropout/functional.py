@@ -26,6 +26,7 @@ def dropout(
     out=None,
     offset=0,
     n_threads=None,
+    noise_shape=None,
 ):
     """Randomly zero elements of `x` with probability `p`, and rescale the rest.
 
@@ -51,6 +52,12 @@ def dropout(
         large array processed in chunks gets the bytes it would get in one call.
     n_threads : int, optional
         None: OpenMP's default; a positive count; -1 all cores, -2 all but one, ...
+    noise_shape : tuple, optional
+        The shape of the mask (Keras's noise_shape): per axis, 1 to broadcast one
+        decision along it, or x's size (None means x's size). For x of shape
+        (N, C, H, W), ``noise_shape=(N, C, 1, 1)`` drops whole channels like PyTorch's
+        Dropout2d, and ``(None, None, 1, 1)`` says the same for any size. The mask's
+        own C-order indices (plus `offset`) are its element indices in the stream.
 
     Returns
     -------
@@ -89,12 +96,16 @@ def dropout(
     >>> y is x
     True
     """
-    result = _kernel.dropout_fast(x, p, seed, training, mode, out, offset, n_threads)
-    if result is not NotImplemented:
-        return result
+    if noise_shape is None:
+        result = _kernel.dropout_fast(
+            x, p, seed, training, mode, out, offset, n_threads
+        )
+        if result is not NotImplemented:
+            return result
     x, p, training, mode, out, offset = _params.dropout_args(
         x, p, training, mode, out, offset
     )
+    noise = _params.noise_shape(noise_shape, x.shape)
     n_threads = resolve_threads(n_threads)
     if not training:
         _params.check_seed(seed)
@@ -112,8 +123,18 @@ def dropout(
         dst[...] = 0.0
     else:
         scale = _params.training_scale(p, mode, x.dtype)
-        drop = _drop_float16 if x.dtype.itemsize == 2 else _drop_float
-        drop(x, dst, seed, offset, threshold, scale, n_threads)
+        if noise != x.shape:
+            _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads)
+        elif x.dtype.itemsize == 2:
+            _drop_float16(x, dst, seed, offset, threshold, scale, n_threads)
+        else:
+            _on_kernel_memory(
+                x,
+                dst,
+                lambda src, to: _kernel.dropout_into(
+                    src, to, seed, offset, threshold, scale, n_threads
+                ),
+            )
     return dst
 
 
@@ -123,20 +144,17 @@ def _kernel_ready(a):
     return flags.c_contiguous and flags.aligned and flags.writeable and a.dtype.isnative
 
 
-def _drop_float(x, dst, seed, offset, threshold, scale, n_threads):
-    if (
-        _kernel_ready(dst)
-        and x.flags.c_contiguous
-        and x.flags.aligned
-        and x.dtype.isnative
-    ):
+def _on_kernel_memory(x, dst, kernel):
+    """Run kernel(src, dst) on memory it can take directly, copying where needed."""
+    x_ready = x.flags.c_contiguous and x.flags.aligned and x.dtype.isnative
+    if _kernel_ready(dst) and x_ready:
         if _kernel.same_data(x, dst) or not np.may_share_memory(x, dst):
-            _kernel.dropout_into(x, dst, seed, offset, threshold, scale, n_threads)
+            kernel(x, dst)
             return
     # Copy first: this handles strides, byte order, alignment and partial overlap.
     work = dst if _kernel_ready(dst) else _params.new_output(x)
     np.copyto(work, x)
-    _kernel.dropout_into(work, work, seed, offset, threshold, scale, n_threads)
+    kernel(work, work)
     if work is not dst:
         np.copyto(dst, work)
 
@@ -159,6 +177,48 @@ def _drop_float16(x, dst, seed, offset, threshold, scale, n_threads):
         part[...] = scratch
     if work is not dst:
         np.copyto(dst, work)
+
+
+def _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads):
+    # The mask over the noise shape, then one pass over x applying it broadcast.
+    keep = np.empty(noise, np.uint8)
+    _kernel.mask_into(keep, seed, offset, threshold, n_threads)
+    sizes, mask_strides, inner_broadcast = _broadcast_groups(x.shape, noise)
+
+    def kernel(src, to):
+        _kernel.broadcast_into(
+            src, to, keep, sizes, mask_strides, inner_broadcast, scale
+        )
+
+    if x.dtype.itemsize == 2:  # float32 arithmetic, rounded once to float16
+        work = np.array(x, np.float32, order="C")
+        kernel(work, work)
+        np.copyto(dst, work, casting="same_kind")
+    else:
+        _on_kernel_memory(x, dst, kernel)
+
+
+def _broadcast_groups(shape, noise):
+    """x's axes merged into runs that are all broadcast or all masked, outermost first.
+
+    Returns their sizes, each run's step in the C-ordered mask (0 where broadcast) and
+    whether the innermost run is broadcast. Axes of size 1 join either kind.
+    """
+    groups = []
+    for size, dim in zip(shape, noise, strict=True):
+        if size == 1:
+            continue
+        broadcast = dim == 1
+        if groups and groups[-1][1] == broadcast:
+            groups[-1][0] *= size
+        else:
+            groups.append([size, broadcast])
+    groups = groups or [[1, False]]
+    mask_strides, step = [], 1
+    for size, broadcast in reversed(groups):
+        mask_strides.append(0 if broadcast else step)
+        step *= 1 if broadcast else size
+    return [size for size, _ in groups], mask_strides[::-1], groups[-1][1]
 
 
 def dropout_mask(shape, p=0.5, *, seed=None, offset=0):

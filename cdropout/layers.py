@@ -22,6 +22,10 @@ class Dropout:
         sequence is reproducible from the seed.
     inplace : bool
         Write the result into the input (``out=x``) instead of a new array.
+    noise_shape : tuple, optional
+        The mask's shape, per axis 1 (one decision broadcast along it) or None (the
+        input's size): ``(None, None, 1, 1)`` drops whole channels of (N, C, H, W)
+        inputs, like PyTorch's Dropout2d and Keras's SpatialDropout2D.
 
     Attributes
     ----------
@@ -55,10 +59,12 @@ class Dropout:
     array([1., 1., 1.])
     """
 
-    def __init__(self, p=0.5, *, mode="inverted", seed=None, inplace=False):
+    def __init__(self, p=0.5, *, mode="inverted", seed=None, inplace=False,
+                 noise_shape=None):  # fmt: skip
         self.p = _params.probability(p)
         self.mode = _params.mode(mode)
         self.inplace = _params.flag(inplace, "inplace")
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = _params.seed_value(seed)
         self.training = True
         self.calls = (
@@ -68,6 +74,8 @@ class Dropout:
 
     def __repr__(self):
         extra = ", inplace=True" if self.inplace else ""
+        if self.noise_shape is not None:
+            extra += f", noise_shape={self.noise_shape!r}"
         return f"Dropout(p={self.p!r}, mode={self.mode!r}{extra})"
 
     def train(self, mode=True):
@@ -87,7 +95,14 @@ class Dropout:
             self._last = (None, y.shape)
             return y
         stream = _kernel.call_seed(self.seed, self.calls)
-        y = dropout(x, self.p, seed=stream, mode=self.mode, out=out)
+        y = dropout(
+            x,
+            self.p,
+            seed=stream,
+            mode=self.mode,
+            out=out,
+            noise_shape=self.noise_shape,
+        )
         self.calls += 1  # after the call: a refused input consumes no stream
         self._last = (stream, y.shape)
         return y
@@ -111,4 +126,6 @@ class Dropout:
             )
         if stream is None:
             return dropout(grad, self.p, training=False, mode=self.mode)
-        return dropout(grad, self.p, seed=stream, mode=self.mode)
+        return dropout(
+            grad, self.p, seed=stream, mode=self.mode, noise_shape=self.noise_shape
+        )

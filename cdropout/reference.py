@@ -91,12 +91,14 @@ def dropout(
     out=None,
     offset=0,
     n_threads=None,
+    noise_shape=None,
 ):
     """Pure NumPy twin of cdropout.dropout: the same arguments and the same bytes.
 
     It works on a C-ordered native copy of `x`: the 32-bit words of the stream are
     compared with the threshold, kept elements multiplied by the scale in the dtype's
-    arithmetic (float32 for float16, rounded once) and dropped ones set to +0.0.
+    arithmetic (float32 for float16, rounded once) and dropped ones set to +0.0. With a
+    noise_shape, the decisions are those of the mask's own elements, broadcast to x.
     `n_threads` is checked, then ignored. See cdropout.dropout for the parameters.
 
     Examples
@@ -113,6 +115,7 @@ def dropout(
     x, p, training, mode, out, offset = _params.dropout_args(
         x, p, training, mode, out, offset
     )
+    noise = _params.noise_shape(noise_shape, x.shape)
     resolve_threads(n_threads)
     if not training:
         _params.check_seed(seed)
@@ -120,7 +123,8 @@ def dropout(
     seed = _params.seed_value(seed)
     flat = np.array(x, dtype=x.dtype.newbyteorder("="), order="C").reshape(-1)
     if p > 0.0:  # p = 0 is an exact copy: not even a multiply by 1
-        keep = _keep(seed, p, offset, flat.size)
+        keep = _keep(seed, p, offset, int(np.prod(noise, dtype=np.int64)))
+        keep = np.broadcast_to(keep.reshape(noise), x.shape).reshape(-1)
         if p < 1.0:
             scale = _params.training_scale(p, mode, x.dtype)
             with np.errstate(over="ignore", invalid="ignore"):  # inf, as in the kernel

@@ -1,0 +1,40 @@
+/*
+ * The inner loop of broadcast dropout: dst[j] = src[j] * scale where keep[j] != 0, +0.0
+ * elsewhere, with the mask given as one byte per element (the mask over noise_shape, laid
+ * along a run of x). The select is a bitwise AND, as in the dropout paths: a multiply by
+ * zero would turn a dropped inf into NaN, and a ternary keeps gcc from vectorising. The
+ * in-place case has its own loop so that gcc need not guard against a partial overlap.
+ */
+#ifndef CDROPOUT_BROADCAST_H
+#define CDROPOUT_BROADCAST_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define CDR_DEFINE_SELECT(NAME, FLOAT, UINT)                                               \
+    static inline void NAME##_loop(const FLOAT *src, FLOAT *restrict dst,                  \
+                                   const uint8_t *restrict keep, int64_t n, FLOAT scale)   \
+    {                                                                                      \
+        for (int64_t j = 0; j < n; j++) {                                                  \
+            const FLOAT y = src[j] * scale;                                                \
+            UINT bits;                                                                     \
+            memcpy(&bits, &y, sizeof bits);                                                \
+            bits &= (UINT)0 - (UINT)(keep[j] != 0);                                        \
+            memcpy(&dst[j], &bits, sizeof bits);                                           \
+        }                                                                                  \
+    }                                                                                      \
+    static void NAME(const FLOAT *src, FLOAT *dst, const uint8_t *keep, int64_t n,         \
+                     FLOAT scale)                                                          \
+    {                                                                                      \
+        if (src == dst)                                                                    \
+            NAME##_loop(dst, dst, keep, n, scale);                                         \
+        else                                                                               \
+            NAME##_loop(src, dst, keep, n, scale);                                         \
+    }
+
+CDR_DEFINE_SELECT(cdr_select_f32, float, uint32_t)
+CDR_DEFINE_SELECT(cdr_select_f64, double, uint64_t)
+
+#undef CDR_DEFINE_SELECT
+
+#endif /* CDROPOUT_BROADCAST_H */
