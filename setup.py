@@ -64,7 +64,9 @@ def openmp_flags():
 
 
 debug = _flag("CDROPOUT_DEBUG")
-compile_args = ["-O0", "-g"] if debug else ["-O3"]
+# -ffp-contract=off: gcc would otherwise fuse a * x + b into one FMA on the paths that
+# have it, and round differently from NumPy's separate multiply and add.
+compile_args = (["-O0", "-g"] if debug else ["-O3"]) + ["-ffp-contract=off"]
 link_args = []
 if _flag("CDROPOUT_NO_OPENMP"):
     print("cdropout: CDROPOUT_NO_OPENMP=1, building without OpenMP (serial).")
