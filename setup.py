@@ -92,7 +92,7 @@ extension = Extension(
     depends=[
         "cdropout/_xorshift.h",
         "cdropout/_lanes.h",
-        "cdropout/_broadcast.h",
+        "cdropout/_select.h",
         "cdropout/_kernel.pxd",
     ],
 )

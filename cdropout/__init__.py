@@ -2,13 +2,15 @@
 
 from cdropout import reference
 from cdropout._config import openmp_enabled, show_config
-from cdropout.functional import dropout, dropout_mask
-from cdropout.layers import Dropout
+from cdropout.functional import alpha_dropout, dropout, dropout_mask
+from cdropout.layers import AlphaDropout, Dropout
 from cdropout.rescale import rescale_weights
 
 __version__ = "0.1.0"
 __all__ = [
+    "AlphaDropout",
     "Dropout",
+    "alpha_dropout",
     "dropout",
     "dropout_mask",
     "openmp_enabled",

@@ -30,8 +30,12 @@ cdef extern from "_xorshift.h" nogil:
     const cdr_kernels *cdr_select_isa(int requested) noexcept
 
 
-cdef extern from "_broadcast.h" nogil:
+cdef extern from "_select.h" nogil:
     void cdr_select_f32(const float *src, float *dst, const uint8_t *keep, int64_t n,
                         float scale) noexcept
     void cdr_select_f64(const double *src, double *dst, const uint8_t *keep, int64_t n,
                         double scale) noexcept
+    void cdr_affine_f32(const float *src, float *dst, const uint8_t *keep, int64_t n,
+                        float a, float b, float c) noexcept
+    void cdr_affine_f64(const double *src, double *dst, const uint8_t *keep, int64_t n,
+                        double a, double b, double c) noexcept

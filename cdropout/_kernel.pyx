@@ -273,6 +273,27 @@ def broadcast_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray keep, sizes,
                                     inner_broadcast, size_of, stride_of, n_outer, scale)
 
 
+def affine_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray keep, double a, double b,
+                double c):
+    """dst = src * a + b where keep, c elsewhere (alpha dropout), in one pass.
+
+    Trusts its caller: src and dst are native, aligned, C-contiguous float32 or float64
+    arrays of one dtype and size, the same array or disjoint; keep holds one byte per
+    element, 1 = kept; a, b and c are already rounded to the dtype.
+    """
+    cdef int64_t n = cnp.PyArray_SIZE(src)
+    cdef const uint8_t *mask = <const uint8_t *>cnp.PyArray_DATA(keep)
+    if cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32:
+        with nogil:
+            cdr_affine_f32(<const float *>cnp.PyArray_DATA(src),
+                           <float *>cnp.PyArray_DATA(dst), mask, n, <float>a, <float>b,
+                           <float>c)
+    else:
+        with nogil:
+            cdr_affine_f64(<const double *>cnp.PyArray_DATA(src),
+                           <double *>cnp.PyArray_DATA(dst), mask, n, a, b, c)
+
+
 def mask_into(cnp.ndarray dst, uint64_t seed, uint64_t offset, uint32_t threshold,
               int n_threads):
     """Write the keep mask (1 = kept) of stream elements [offset, offset + dst.size).

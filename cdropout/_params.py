@@ -203,6 +203,25 @@ def noise_shape(value, x_shape):
     return tuple(resolved)
 
 
+SELU_ALPHA = 1.7580993408473766  # scale * alpha of SELU: -SELU_ALPHA is its saturation
+
+
+def alpha_constants(p, dtype):
+    """(a, b, c) of alpha dropout, rounded to the dtype's arithmetic (float32 for f16).
+
+    PyTorch's definition: a dropped unit takes SELU's saturation value -alpha, then
+    the affine map a * x + b restores mean 0 and variance 1 for inputs of mean 0 and
+    variance 1: a = ((1 - p) (1 + p alpha**2)) ** -1/2, b = a alpha p, and a dropped
+    unit ends at c = a (-alpha) + b. 0 < p < 1 here.
+    """
+    a = 1.0 / np.sqrt((SELU_ALPHA**2 * p + 1.0) * (1.0 - p))
+    b = SELU_ALPHA * a * p
+    c = b - SELU_ALPHA * a
+    if np.dtype(dtype).itemsize == 8:
+        return a, b, c
+    return tuple(float(np.float32(v)) for v in (a, b, c))
+
+
 def dropout_args(x, p, training, mode_, out, offset_):
     """The checked (x, p, training, mode, out, offset) of a dropout call."""
     p = probability(p)

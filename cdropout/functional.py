@@ -221,6 +221,73 @@ def _broadcast_groups(shape, noise):
     return [size for size, _ in groups], mask_strides[::-1], groups[-1][1]
 
 
+def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
+                  n_threads=None):  # fmt: skip
+    """Alpha dropout, for self-normalising (SELU) networks: PyTorch's AlphaDropout.
+
+    A dropped element takes SELU's negative saturation value, and every element then
+    goes through the affine map that keeps a mean of 0 and a variance of 1:
+    kept elements become ``a * x + b``, dropped ones the constant ``a * (-alpha) + b``,
+    with ``alpha = 1.7580993408473766``, ``a = ((1-p) (1 + p alpha**2)) ** -0.5`` and
+    ``b = a alpha p``. The decisions are those of ``dropout`` for the same seed, p and
+    offset. Evaluation (``training=False``) is the identity.
+
+    Parameters
+    ----------
+    x, p, seed, training, out, offset, n_threads
+        As for dropout(). p = 0 is an exact copy, p = 1 all zeros.
+
+    Returns
+    -------
+    ndarray
+        `out`, or a new array of x's dtype in native byte order.
+
+    Notes
+    -----
+    The mask is drawn first (one byte per element), then applied in one pass. Unlike
+    PyTorch, a dropped element does not depend on x: a dropped inf or NaN also becomes
+    the constant.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> x = np.random.default_rng(0).standard_normal(1_000_000)
+    >>> y = cdropout.alpha_dropout(x, 0.2, seed=1)
+    >>> round(float(y.mean()), 2), round(float(y.var()), 2)
+    (0.0, 1.0)
+    """
+    x, p, training, _, out, offset = _params.dropout_args(
+        x, p, training, "inverted", out, offset
+    )
+    n_threads = resolve_threads(n_threads)
+    if not training:
+        _params.check_seed(seed)
+        return evaluate(x, p, "inverted", out)  # the identity
+    seed = _params.seed_value(seed)
+    dst = _params.new_output(x) if out is None else out
+    if x.size == 0 or p == 0.0:
+        np.copyto(dst, x)
+        return dst
+    threshold = _params.threshold(p)
+    if threshold == _params.THRESHOLD_ALL:
+        dst[...] = 0.0
+        return dst
+    a, b, c = _params.alpha_constants(p, x.dtype)
+    keep = np.empty(x.shape, np.uint8)
+    _kernel.mask_into(keep, seed, offset, threshold, n_threads)
+
+    def kernel(src, to):
+        _kernel.affine_into(src, to, keep, a, b, c)
+
+    if x.dtype.itemsize == 2:  # float32 arithmetic, rounded once to float16
+        work = np.array(x, np.float32, order="C")
+        kernel(work, work)
+        np.copyto(dst, work, casting="same_kind")
+    else:
+        _on_kernel_memory(x, dst, kernel)
+    return dst
+
+
 def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
     """The keep mask that dropout() applies for the same seed, p and offset.
 

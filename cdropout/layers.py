@@ -1,7 +1,9 @@
 """The Dropout layer: train/eval modes, per-call streams, a mask-free backward."""
 
+import numpy as np
+
 from cdropout import _kernel, _params
-from cdropout.functional import dropout
+from cdropout.functional import alpha_dropout, dropout, dropout_mask
 
 
 class Dropout:
@@ -109,12 +111,8 @@ class Dropout:
 
     __call__ = forward
 
-    def backward(self, grad):
-        """The gradient with respect to the input of the last forward call.
-
-        Dropout is linear in its input: the gradient is the same mask and the same scale
-        applied to `grad`, regenerated from the last call's stream.
-        """
+    def _checked_gradient(self, grad):
+        """The last call's stream (None in evaluation) and grad, checked against it."""
         if self._last is None:
             raise RuntimeError("backward() needs a forward call first; none was made")
         stream, shape = self._last
@@ -124,8 +122,71 @@ class Dropout:
                 f"grad must have the shape {shape} of the last forward output, "
                 f"got {grad.shape}"
             )
+        return stream, grad
+
+    def backward(self, grad):
+        """The gradient with respect to the input of the last forward call.
+
+        Dropout is linear in its input: the gradient is the same mask and the same scale
+        applied to `grad`, regenerated from the last call's stream.
+        """
+        stream, grad = self._checked_gradient(grad)
         if stream is None:
             return dropout(grad, self.p, training=False, mode=self.mode)
         return dropout(
             grad, self.p, seed=stream, mode=self.mode, noise_shape=self.noise_shape
         )
+
+
+class AlphaDropout(Dropout):
+    """Alpha dropout as a layer, for self-normalising (SELU) networks.
+
+    See cdropout.alpha_dropout for the arithmetic. Training draws a fresh stream per
+    call as Dropout does; evaluation is the identity. ``backward(grad)`` gives
+    ``grad * a`` where the last call kept the element and 0 where it dropped it.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> layer = cdropout.AlphaDropout(0.1, seed=0)
+    >>> layer
+    AlphaDropout(p=0.1)
+    >>> y = layer(np.zeros(4))
+    >>> layer.eval()(np.zeros(2))
+    array([0., 0.])
+    """
+
+    def __init__(self, p=0.5, *, seed=None, inplace=False):
+        super().__init__(p, seed=seed, inplace=inplace)
+
+    def __repr__(self):
+        extra = ", inplace=True" if self.inplace else ""
+        return f"AlphaDropout(p={self.p!r}{extra})"
+
+    def forward(self, x):
+        """Alpha dropout of `x` in the current mode (training draws the next stream)."""
+        out = x if self.inplace else None
+        if not self.training:
+            y = alpha_dropout(x, self.p, training=False, out=out)
+            self._last = (None, y.shape)
+            return y
+        stream = _kernel.call_seed(self.seed, self.calls)
+        y = alpha_dropout(x, self.p, seed=stream, out=out)
+        self.calls += 1
+        self._last = (stream, y.shape)
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad):
+        """The gradient with respect to the input of the last forward call."""
+        stream, grad = self._checked_gradient(grad)
+        if stream is None or self.p == 0.0:
+            return np.array(grad, grad.dtype.newbyteorder("="), order="C")
+        a, _, _ = (
+            _params.alpha_constants(self.p, grad.dtype) if self.p < 1 else (0, 0, 0)
+        )
+        keep = dropout_mask(grad.shape, self.p, seed=stream)
+        compute = np.float32 if grad.dtype.itemsize <= 4 else np.float64
+        result = np.where(keep, grad.astype(compute) * compute(a), compute(0.0))
+        return result.astype(grad.dtype.newbyteorder("="))

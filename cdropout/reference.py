@@ -144,6 +144,48 @@ def dropout(
     return out
 
 
+def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
+                  n_threads=None):  # fmt: skip
+    """Pure NumPy twin of cdropout.alpha_dropout: the same arguments and the same bytes.
+
+    Kept elements become x * a + b (a multiply, then an add, in the dtype's arithmetic:
+    float32 for float16, rounded once), dropped ones the constant c.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> x = np.linspace(-1, 1, 5)
+    >>> bool(np.array_equal(cdropout.reference.alpha_dropout(x, 0.3, seed=2),
+    ...                     cdropout.alpha_dropout(x, 0.3, seed=2)))
+    True
+    """
+    from cdropout._threads import resolve_threads
+
+    x, p, training, _, out, offset = _params.dropout_args(
+        x, p, training, "inverted", out, offset
+    )
+    resolve_threads(n_threads)
+    if not training:
+        _params.check_seed(seed)
+        return evaluate(x, p, "inverted", out)
+    seed = _params.seed_value(seed)
+    flat = np.array(x, dtype=x.dtype.newbyteorder("="), order="C").reshape(-1)
+    if p > 0.0 and _params.threshold(p) == _params.THRESHOLD_ALL:
+        flat = np.zeros_like(flat)
+    elif p > 0.0:  # p = 0 is an exact copy
+        keep = _keep(seed, p, offset, flat.size)
+        a, b, c = _params.alpha_constants(p, x.dtype)
+        compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
+        with np.errstate(over="ignore", invalid="ignore"):
+            kept = flat.astype(compute) * compute(a) + compute(b)
+        flat = np.where(keep, kept, compute(c)).astype(flat.dtype)
+    result = flat.reshape(x.shape)
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
 def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
     """Pure NumPy twin of cdropout.dropout_mask: the same arguments and the same bytes.
 
