@@ -15,6 +15,7 @@ def test_docstring_examples_run(module):
 
 def test_readme_python_examples_run():
     # every ```python block of the README, in order, in one namespace
+    import importlib.util
     import pathlib
     import re
 
@@ -22,5 +23,8 @@ def test_readme_python_examples_run():
     blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
     assert len(blocks) >= 3
     namespace = {}
+    has_dask = importlib.util.find_spec("dask") is not None
     for block in blocks:
+        if "import dask" in block and not has_dask:
+            continue  # the dask extra is not installed (.ci/run runs it with it)
         exec(compile(block, str(readme), "exec"), namespace)
