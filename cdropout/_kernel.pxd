@@ -39,3 +39,8 @@ cdef extern from "_select.h" nogil:
                         float a, float b, float c) noexcept
     void cdr_affine_f64(const double *src, double *dst, const uint8_t *keep, int64_t n,
                         double a, double b, double c) noexcept
+
+
+cdef extern from "_gauss.h" nogil:
+    void cdr_gauss_fill(const uint32_t *words, uint64_t first, int64_t n,
+                        double *z) noexcept

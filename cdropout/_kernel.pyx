@@ -294,6 +294,36 @@ def affine_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray keep, double a, do
                            <double *>cnp.PyArray_DATA(dst), mask, n, a, b, c)
 
 
+def gauss_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray words, cnp.ndarray z,
+               uint64_t first, double sigma):
+    """dst = src * (1 + sigma z), z the stream's standard normal deviates (_gauss.h).
+
+    Trusts its caller: src and dst are native, aligned, C-contiguous float32 or float64
+    arrays of one dtype and size n, the same array or disjoint; words holds the stream's
+    words of elements (first & ~1) up to the pair of element first + n - 1; z is a
+    float64 scratch array of at least n elements. The factor is computed in float64 and
+    rounded to the dtype once.
+    """
+    cdef int64_t j, n = cnp.PyArray_SIZE(src)
+    cdef double *deviates = <double *>cnp.PyArray_DATA(z)
+    with nogil:
+        cdr_gauss_fill(<const uint32_t *>cnp.PyArray_DATA(words), first, n, deviates)
+    cdef const float *s32
+    cdef float *d32
+    cdef const double *s64
+    cdef double *d64
+    if cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32:
+        s32, d32 = <const float *>cnp.PyArray_DATA(src), <float *>cnp.PyArray_DATA(dst)
+        with nogil:
+            for j in range(n):
+                d32[j] = s32[j] * <float>(1.0 + sigma * deviates[j])
+    else:
+        s64, d64 = <const double *>cnp.PyArray_DATA(src), <double *>cnp.PyArray_DATA(dst)
+        with nogil:
+            for j in range(n):
+                d64[j] = s64[j] * (1.0 + sigma * deviates[j])
+
+
 def mask_into(cnp.ndarray dst, uint64_t seed, uint64_t offset, uint32_t threshold,
               int n_threads):
     """Write the keep mask (1 = kept) of stream elements [offset, offset + dst.size).

@@ -203,6 +203,11 @@ def noise_shape(value, x_shape):
     return tuple(resolved)
 
 
+def gaussian_sigma(p):
+    """The standard deviation of Gaussian dropout's factor: sqrt(p / (1 - p))."""
+    return float(np.sqrt(p / (1.0 - p)))
+
+
 SELU_ALPHA = 1.7580993408473766  # scale * alpha of SELU: -SELU_ALPHA is its saturation
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from cdropout import _kernel, _params
-from cdropout.functional import alpha_dropout, dropout, dropout_mask
+from cdropout.functional import alpha_dropout, dropout, dropout_mask, gaussian_dropout
 
 
 class Dropout:
@@ -190,3 +190,56 @@ class AlphaDropout(Dropout):
         compute = np.float32 if grad.dtype.itemsize <= 4 else np.float64
         result = np.where(keep, grad.astype(compute) * compute(a), compute(0.0))
         return result.astype(grad.dtype.newbyteorder("="))
+
+
+class GaussianDropout(Dropout):
+    """Gaussian dropout as a layer (Keras's GaussianDropout).
+
+    See cdropout.gaussian_dropout: training multiplies by N(1, p / (1 - p)), drawn
+    from a fresh stream per call as Dropout does; evaluation is the identity.
+    ``backward(grad)`` multiplies grad by the last call's factors (regenerated).
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> layer = cdropout.GaussianDropout(0.2, seed=0)
+    >>> layer
+    GaussianDropout(p=0.2)
+    >>> g = layer.backward(layer(np.ones(3)) * 0 + 1)  # the factors of that call
+    >>> bool(np.array_equal(g, layer.backward(np.ones(3))))
+    True
+    """
+
+    def __init__(self, p=0.5, *, seed=None, inplace=False):
+        super().__init__(p, seed=seed, inplace=inplace)
+        if self.p == 1.0:
+            raise ValueError("p must satisfy 0 <= p < 1 for Gaussian dropout, got 1.0")
+
+    def __repr__(self):
+        extra = ", inplace=True" if self.inplace else ""
+        return f"GaussianDropout(p={self.p!r}{extra})"
+
+    def forward(self, x):
+        """Gaussian dropout of `x` in the current mode."""
+        out = x if self.inplace else None
+        if not self.training:
+            y = gaussian_dropout(x, self.p, training=False, out=out)
+            self._last = (None, y.shape)
+            return y
+        stream = _kernel.call_seed(self.seed, self.calls)
+        y = gaussian_dropout(x, self.p, seed=stream, out=out)
+        self.calls += 1
+        self._last = (stream, y.shape)
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad):
+        """The gradient with respect to the input of the last forward call.
+
+        y = x * factor is linear in x: the gradient is grad * factor, the same call.
+        """
+        stream, grad = self._checked_gradient(grad)
+        if stream is None:
+            return gaussian_dropout(grad, self.p, training=False)
+        return gaussian_dropout(grad, self.p, seed=stream)

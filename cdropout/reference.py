@@ -186,6 +186,102 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     return out
 
 
+_LN2 = 0.6931471805599453
+_HALF_PI = 1.5707963267948966
+_SQRT_HALF = 0.7071067811865476
+# (-1)**k / (2k+1)! from k = 8 down, and (-1)**k / (2k)! from k = 9 down
+_SIN_COEF = [1.0 / 355687428096000.0, -1.0 / 1307674368000.0, 1.0 / 6227020800.0,
+             -1.0 / 39916800.0, 1.0 / 362880.0, -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0,
+             1.0]  # fmt: skip
+_COS_COEF = [-1.0 / 6402373705728000.0, 1.0 / 20922789888000.0, -1.0 / 87178291200.0,
+             1.0 / 479001600.0, -1.0 / 3628800.0, 1.0 / 40320.0, -1.0 / 720.0,
+             1.0 / 24.0, -1.0 / 2.0, 1.0]  # fmt: skip
+
+
+def _log_unit(u):
+    """ln u for u in (0, 1], as _gauss.h computes it: frexp, then 2 atanh(s)."""
+    m, e = np.frexp(u)
+    small = m < _SQRT_HALF
+    m = np.where(small, m * 2.0, m)
+    e = np.where(small, e - 1, e)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    t = np.full_like(s, 1.0 / 23.0)
+    for k in range(21, 0, -2):
+        t = t * s2 + 1.0 / k
+    return e.astype(np.float64) * _LN2 + 2.0 * s * t
+
+
+def _sincos_turn(w):
+    """sin and cos of 2 pi w / 2**32, as _gauss.h computes them."""
+    n = (w.astype(np.uint64) + np.uint64(1 << 29)) >> np.uint64(30)
+    f = (w.astype(np.int64) - n.astype(np.int64) * (1 << 30)) / 1073741824.0
+    psi = f * _HALF_PI
+    p2 = psi * psi
+    sn = np.full_like(psi, _SIN_COEF[0])
+    for c in _SIN_COEF[1:]:
+        sn = sn * p2 + c
+    cs = np.full_like(psi, _COS_COEF[0])
+    for c in _COS_COEF[1:]:
+        cs = cs * p2 + c
+    sn = sn * psi
+    quarter = (n & np.uint64(3)).astype(np.int64)
+    sine = np.choose(quarter, [sn, cs, -sn, -cs])
+    cosine = np.choose(quarter, [cs, -sn, -cs, sn])
+    return sine, cosine
+
+
+def standard_normal(seed, offset, n):
+    """The stream's standard normal deviates of elements [offset, offset + n).
+
+    Box-Muller on the words of each element pair (2k, 2k+1): u = (w[2k] + 1/2) / 2**32,
+    r = sqrt(-2 ln u), and 2 pi w[2k+1] / 2**32 the angle; 2k takes the cosine side.
+    """
+    first = offset & ~1
+    words = raw_stream(seed, first, ((offset & 1) + n + 1) & ~1)
+    k = (offset & 1) + np.arange(n)
+    pair = k & ~1
+    u = (words[pair].astype(np.float64) + 0.5) / 4294967296.0
+    r = np.sqrt(-2.0 * _log_unit(u))
+    sine, cosine = _sincos_turn(words[pair + 1])
+    return np.where(k & 1, r * sine, r * cosine)
+
+
+def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
+    """Pure NumPy twin of cdropout.gaussian_dropout: the same arguments and bytes.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> x = np.linspace(-1, 1, 5)
+    >>> bool(np.array_equal(cdropout.reference.gaussian_dropout(x, 0.3, seed=2),
+    ...                     cdropout.gaussian_dropout(x, 0.3, seed=2)))
+    True
+    """
+    x, p, training, _, out, offset = _params.dropout_args(
+        x, p, training, "inverted", out, offset
+    )
+    if p == 1.0:
+        raise ValueError("p must satisfy 0 <= p < 1 for Gaussian dropout, got 1.0")
+    if not training:
+        _params.check_seed(seed)
+        return evaluate(x, p, "inverted", out)
+    seed = _params.seed_value(seed)
+    flat = np.array(x, dtype=x.dtype.newbyteorder("="), order="C").reshape(-1)
+    if p > 0.0 and flat.size:
+        factor = 1.0 + _params.gaussian_sigma(p) * standard_normal(
+            seed, offset, flat.size
+        )
+        compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
+        with np.errstate(over="ignore", invalid="ignore"):
+            flat = (flat.astype(compute) * factor.astype(compute)).astype(flat.dtype)
+    result = flat.reshape(x.shape)
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
 def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
     """Pure NumPy twin of cdropout.dropout_mask: the same arguments and the same bytes.
 
