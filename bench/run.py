@@ -10,9 +10,10 @@ cdropout.reference (up to 1e6 elements), and PyTorch's CPU dropout when torch is
 installed. In-place calls reuse their array: dropout of dropout stays a float array.
 Also measured: the bytes a call allocates (tracemalloc, which sees NumPy's buffers).
 
-Also broadcast (channel) dropout against the floor. Writes results.json and
-broadcast.json (raw figures), bench.png (ns per element against size) and prints the
-tables. Needs the bench extra: pip install -e ".[bench]".
+Also broadcast (channel) dropout, alpha and Gaussian dropout against the floor. Writes
+results.json, broadcast.json and variants.json (raw figures) and bench.png (ns per
+element against size), and prints the tables. Needs the bench extra:
+pip install -e ".[bench]".
 """
 
 import argparse
@@ -159,6 +160,37 @@ def run_broadcast(p=0.5):
     return rows
 
 
+def run_variants(size=10**6, p=0.5):
+    """Alpha and Gaussian dropout in place against the floor and plain dropout."""
+    x = np.random.default_rng(0).standard_normal(size).astype(np.float32)
+    scale = np.float32(1 / (1 - p))
+    found = [
+        _timing.Contender("floor", lambda: np.multiply(x, scale, out=x)),
+        _timing.Contender(
+            "dropout", lambda: cdropout.dropout(x, p, seed=1, out=x, n_threads=1)
+        ),
+        _timing.Contender(
+            "alpha_dropout",
+            lambda: cdropout.alpha_dropout(x, p, seed=1, out=x, n_threads=1),
+        ),
+        _timing.Contender(
+            "gaussian_dropout", lambda: cdropout.gaussian_dropout(x, p, seed=1, out=x)
+        ),
+    ]
+    times = _timing.best_times(found, _timing.repeats_for(size))
+    return {"size": size, "p": p, **times}
+
+
+def print_variants(row):
+    n = row["size"]
+    print(f"\nvariants, float32, {n} elements, p={row['p']}, in place: ns per element "
+          "(ratio to the floor)")  # fmt: skip
+    for name in ("floor", "dropout", "alpha_dropout", "gaussian_dropout"):
+        print(
+            f"  {name:<18} {row[name] / n * 1e9:8.3f} ({row[name] / row['floor']:5.1f}x)"
+        )
+
+
 def print_broadcast(rows):
     print("\nbroadcast dropout, float32, p=0.5, in place, 1 thread: ns per element "
           "(ratio to the floor)")  # fmt: skip
@@ -238,9 +270,12 @@ def main(argv=None):
         progress = lambda cells: cells  # noqa: E731 - no bar without the bench extra
     meta, records = run_grid(QUICK if args.quick else FULL, args.out, progress)
     broadcast = run_broadcast()
+    variants = run_variants()
     (args.out / "broadcast.json").write_text(json.dumps(broadcast))
+    (args.out / "variants.json").write_text(json.dumps(variants))
     print_table(meta, records)
     print_broadcast(broadcast)
+    print_variants(variants)
     plot(records, args.out / "bench.png")
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'bench.png'}")
 
