@@ -186,9 +186,8 @@ def print_variants(row):
     print(f"\nvariants, float32, {n} elements, p={row['p']}, in place: ns per element "
           "(ratio to the floor)")  # fmt: skip
     for name in ("floor", "dropout", "alpha_dropout", "gaussian_dropout"):
-        print(
-            f"  {name:<18} {row[name] / n * 1e9:8.3f} ({row[name] / row['floor']:5.1f}x)"
-        )
+        ratio = row[name] / row["floor"]
+        print(f"  {name:<18} {row[name] / n * 1e9:8.3f} ({ratio:5.1f}x)")
 
 
 def print_broadcast(rows):
