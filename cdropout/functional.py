@@ -110,9 +110,8 @@ def dropout(
     if not training:
         _params.check_seed(seed)
         return evaluate(x, p, mode, out)
-    seed = _params.seed_value(
-        seed
-    )  # last: a Generator is drawn from only once all is valid
+    # last: a Generator is drawn from only once all is valid
+    seed = _params.seed_value(seed)
     dst = _params.new_output(x) if out is None else out
     threshold = _params.threshold(p)
     if x.size == 0:
@@ -179,6 +178,16 @@ def _drop_float16(x, dst, seed, offset, threshold, scale, n_threads):
         np.copyto(dst, work)
 
 
+def _on_kernel_memory_any_float(x, dst, kernel):
+    """_on_kernel_memory, float16 included: through float32, rounded once to float16."""
+    if x.dtype.itemsize == 2:
+        work = np.array(x, np.float32, order="C")
+        kernel(work, work)
+        np.copyto(dst, work, casting="same_kind")
+    else:
+        _on_kernel_memory(x, dst, kernel)
+
+
 def _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads):
     # The mask over the noise shape, then one pass over x applying it broadcast.
     keep = np.empty(noise, np.uint8)
@@ -190,12 +199,7 @@ def _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads):
             src, to, keep, sizes, mask_strides, inner_broadcast, scale
         )
 
-    if x.dtype.itemsize == 2:  # float32 arithmetic, rounded once to float16
-        work = np.array(x, np.float32, order="C")
-        kernel(work, work)
-        np.copyto(dst, work, casting="same_kind")
-    else:
-        _on_kernel_memory(x, dst, kernel)
+    _on_kernel_memory_any_float(x, dst, kernel)
 
 
 def _broadcast_groups(shape, noise):
@@ -256,36 +260,18 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     >>> round(float(y.mean()), 2), round(float(y.var()), 2)
     (0.0, 1.0)
     """
-    x, p, training, _, out, offset = _params.dropout_args(
-        x, p, training, "inverted", out, offset
-    )
     n_threads = resolve_threads(n_threads)
-    if not training:
-        _params.check_seed(seed)
-        return evaluate(x, p, "inverted", out)  # the identity
-    seed = _params.seed_value(seed)
-    dst = _params.new_output(x) if out is None else out
-    if x.size == 0 or p == 0.0:
-        np.copyto(dst, x)
-        return dst
-    threshold = _params.threshold(p)
-    if threshold == _params.THRESHOLD_ALL:
-        dst[...] = 0.0
-        return dst
-    a, b, c = _params.alpha_constants(p, x.dtype)
-    keep = np.empty(x.shape, np.uint8)
-    _kernel.mask_into(keep, seed, offset, threshold, n_threads)
 
-    def kernel(src, to):
-        _kernel.affine_into(src, to, keep, a, b, c)
+    def alpha_kernel(x, p, seed, offset):
+        threshold = _params.threshold(p)
+        if threshold == _params.THRESHOLD_ALL:
+            return None  # all zeros
+        a, b, c = _params.alpha_constants(p, x.dtype)
+        keep = np.empty(x.shape, np.uint8)
+        _kernel.mask_into(keep, seed, offset, threshold, n_threads)
+        return lambda src, to: _kernel.affine_into(src, to, keep, a, b, c)
 
-    if x.dtype.itemsize == 2:  # float32 arithmetic, rounded once to float16
-        work = np.array(x, np.float32, order="C")
-        kernel(work, work)
-        np.copyto(dst, work, casting="same_kind")
-    else:
-        _on_kernel_memory(x, dst, kernel)
-    return dst
+    return _variant(x, p, seed, training, out, offset, alpha_kernel)
 
 
 GAUSS_CHUNK = 1 << 16  # elements per batch of stream words
@@ -325,39 +311,52 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
     >>> round(float(y.mean()), 2), round(float(y.var()), 2)
     (1.0, 1.0)
     """
+
+    def gaussian_kernel(x, p, seed, offset):
+        sigma = _params.gaussian_sigma(p)
+
+        def kernel(src, to):
+            flat_src, flat_dst = src.reshape(-1), to.reshape(-1)
+            deviates = np.empty(min(flat_src.size, GAUSS_CHUNK))
+            for start in range(0, flat_src.size, GAUSS_CHUNK):
+                stop = min(start + GAUSS_CHUNK, flat_src.size)
+                first = offset + start
+                count = _pairs_end(first, stop - start)
+                words = _kernel.raw_stream(seed, first & ~1, count)
+                _kernel.gauss_into(flat_src[start:stop], flat_dst[start:stop], words,
+                                   deviates, first, sigma)  # fmt: skip
+
+        return kernel
+
+    return _variant(x, p, seed, training, out, offset, gaussian_kernel, "Gaussian")
+
+
+def _variant(x, p, seed, training, out, offset, make_kernel, below_one=None):
+    """What alpha and Gaussian dropout share: the checks, the identity in evaluation and
+    for p = 0, and float16 through float32.
+
+    make_kernel(x, p, seed, offset) gives the kernel(src, dst) of the training
+    arithmetic, or None for all zeros. below_one names a variant refusing p = 1.
+    """
     x, p, training, _, out, offset = _params.dropout_args(
         x, p, training, "inverted", out, offset
     )
-    if p == 1.0:
-        raise ValueError("p must satisfy 0 <= p < 1 for Gaussian dropout, got 1.0")
+    if below_one is not None and p == 1.0:
+        raise ValueError(f"p must satisfy 0 <= p < 1 for {below_one} dropout, got 1.0")
     if not training:
         _params.check_seed(seed)
         return evaluate(x, p, "inverted", out)  # the identity
+    # last: a Generator is drawn from only once all is valid
     seed = _params.seed_value(seed)
     dst = _params.new_output(x) if out is None else out
     if x.size == 0 or p == 0.0:
         np.copyto(dst, x)
         return dst
-    sigma = _params.gaussian_sigma(p)
-
-    def kernel(src, to):
-        flat_src, flat_dst = src.reshape(-1), to.reshape(-1)
-        deviates = np.empty(min(flat_src.size, GAUSS_CHUNK))
-        for start in range(0, flat_src.size, GAUSS_CHUNK):
-            stop = min(start + GAUSS_CHUNK, flat_src.size)
-            first = offset + start
-            words = _kernel.raw_stream(
-                seed, first & ~1, _pairs_end(first, stop - start)
-            )
-            _kernel.gauss_into(flat_src[start:stop], flat_dst[start:stop], words,
-                               deviates, first, sigma)  # fmt: skip
-
-    if x.dtype.itemsize == 2:  # float32 arithmetic, rounded once to float16
-        work = np.array(x, np.float32, order="C")
-        kernel(work, work)
-        np.copyto(dst, work, casting="same_kind")
+    kernel = make_kernel(x, p, seed, offset)
+    if kernel is None:
+        dst[...] = 0.0
     else:
-        _on_kernel_memory(x, dst, kernel)
+        _on_kernel_memory_any_float(x, dst, kernel)
     return dst
 
 

@@ -89,22 +89,21 @@ class Dropout:
         """Set evaluation mode; return the layer."""
         return self.train(False)
 
+    def _apply(self, x, **kwargs):
+        """This layer's function of x (the subclasses' variants override it)."""
+        return dropout(
+            x, self.p, mode=self.mode, noise_shape=self.noise_shape, **kwargs
+        )
+
     def forward(self, x):
-        """Dropout of `x` in the current mode (training draws the next stream)."""
+        """The layer's output for `x` in its mode (training draws the next stream)."""
         out = x if self.inplace else None
         if not self.training:
-            y = dropout(x, self.p, training=False, mode=self.mode, out=out)
+            y = self._apply(x, training=False, out=out)
             self._last = (None, y.shape)
             return y
         stream = _kernel.call_seed(self.seed, self.calls)
-        y = dropout(
-            x,
-            self.p,
-            seed=stream,
-            mode=self.mode,
-            out=out,
-            noise_shape=self.noise_shape,
-        )
+        y = self._apply(x, seed=stream, out=out)
         self.calls += 1  # after the call: a refused input consumes no stream
         self._last = (stream, y.shape)
         return y
@@ -132,10 +131,8 @@ class Dropout:
         """
         stream, grad = self._checked_gradient(grad)
         if stream is None:
-            return dropout(grad, self.p, training=False, mode=self.mode)
-        return dropout(
-            grad, self.p, seed=stream, mode=self.mode, noise_shape=self.noise_shape
-        )
+            return self._apply(grad, training=False)
+        return self._apply(grad, seed=stream)
 
 
 class AlphaDropout(Dropout):
@@ -163,20 +160,8 @@ class AlphaDropout(Dropout):
         extra = ", inplace=True" if self.inplace else ""
         return f"AlphaDropout(p={self.p!r}{extra})"
 
-    def forward(self, x):
-        """Alpha dropout of `x` in the current mode (training draws the next stream)."""
-        out = x if self.inplace else None
-        if not self.training:
-            y = alpha_dropout(x, self.p, training=False, out=out)
-            self._last = (None, y.shape)
-            return y
-        stream = _kernel.call_seed(self.seed, self.calls)
-        y = alpha_dropout(x, self.p, seed=stream, out=out)
-        self.calls += 1
-        self._last = (stream, y.shape)
-        return y
-
-    __call__ = forward
+    def _apply(self, x, **kwargs):
+        return alpha_dropout(x, self.p, **kwargs)
 
     def backward(self, grad):
         """The gradient with respect to the input of the last forward call."""
@@ -219,27 +204,5 @@ class GaussianDropout(Dropout):
         extra = ", inplace=True" if self.inplace else ""
         return f"GaussianDropout(p={self.p!r}{extra})"
 
-    def forward(self, x):
-        """Gaussian dropout of `x` in the current mode."""
-        out = x if self.inplace else None
-        if not self.training:
-            y = gaussian_dropout(x, self.p, training=False, out=out)
-            self._last = (None, y.shape)
-            return y
-        stream = _kernel.call_seed(self.seed, self.calls)
-        y = gaussian_dropout(x, self.p, seed=stream, out=out)
-        self.calls += 1
-        self._last = (stream, y.shape)
-        return y
-
-    __call__ = forward
-
-    def backward(self, grad):
-        """The gradient with respect to the input of the last forward call.
-
-        y = x * factor is linear in x: the gradient is grad * factor, the same call.
-        """
-        stream, grad = self._checked_gradient(grad)
-        if stream is None:
-            return gaussian_dropout(grad, self.p, training=False)
-        return gaussian_dropout(grad, self.p, seed=stream)
+    def _apply(self, x, **kwargs):
+        return gaussian_dropout(x, self.p, **kwargs)
