@@ -132,6 +132,11 @@ cdef int _run_chunks(const element *src, element *dst,  # OUT: dst
     return 0
 
 
+cdef inline uint64_t _threshold(double p) noexcept nogil:
+    # cdropout._params.threshold in C: round half to even of the exact product p * 2**32
+    return <uint64_t>nearbyint(p * 4294967296.0)
+
+
 cdef inline bint _is_ready(object a, bint writeable):
     # a native, aligned, C-contiguous, non-empty float32 or float64 ndarray
     if type(a) is not cnp.ndarray:
@@ -150,9 +155,8 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
     checked and run here, in C: a native, aligned, C-contiguous, non-empty float32 or
     float64 ndarray; out None or x itself; a Python float 0 < p < 1; a Python int seed
     in [0, 2**64); training True; a known mode; offset 0; n_threads None or a positive
-    Python int. Every other
-    call, valid or not, gets NotImplemented and goes through cdropout.functional, which
-    checks it fully and gives the same bytes.
+    Python int. Every other call, valid or not, gets NotImplemented and goes through
+    cdropout.functional, which checks it fully and gives the same bytes.
     """
     if (training is not True or type(offset) is not int
             or offset != 0 or type(p) is not float or type(seed) is not int
@@ -175,9 +179,9 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
                                 cnp.PyArray_TYPE(x), 0)
     elif out is not x or not _is_ready(x, True):
         return NotImplemented
-    # the same numbers as cdropout._params: round half to even of an exact product, and
-    # the scale rounded to the dtype (a C cast rounds to nearest, as NumPy does)
-    cdef uint64_t threshold = <uint64_t>nearbyint(prob * 4294967296.0)
+    # the scale is rounded to the dtype by dropout_into (a C cast rounds to nearest, as
+    # NumPy does)
+    cdef uint64_t threshold = _threshold(prob)
     if threshold > 0xFFFFFFFF:  # p within 2**-33 of 1 drops everything: the general path
         return NotImplemented
     cdef int threads = 1
@@ -359,7 +363,7 @@ def in_forked_child():
 
 def threshold(double p):
     """T = round(p * 2**32) as the fast path computes it (tests compare it with Python's)."""
-    return <uint64_t>nearbyint(p * 4294967296.0)
+    return _threshold(p)
 
 
 def call_seed(uint64_t seed, uint64_t counter):

@@ -69,9 +69,8 @@ class Dropout:
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = _params.seed_value(seed)
         self.training = True
-        self.calls = (
-            0  # training forward calls so far: the next one uses stream `calls`
-        )
+        # training forward calls so far: the next one uses stream `calls`
+        self.calls = 0
         self._last = None  # (stream seed or None in evaluation, shape) of the last call
 
     def __repr__(self):

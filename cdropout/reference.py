@@ -19,6 +19,7 @@ import numpy as np
 
 from cdropout import _params
 from cdropout._eval import evaluate
+from cdropout._threads import resolve_threads
 
 BLOCK = 4096  # elements per block, each with its own generator state
 LANES = 16  # xoshiro128++ generators per block, interleaved element by element
@@ -110,8 +111,6 @@ def dropout(
     >>> bool(np.array_equal(_, cdropout.dropout(x, 0.5, seed=7)))
     True
     """
-    from cdropout._threads import resolve_threads
-
     x, p, training, mode, out, offset = _params.dropout_args(
         x, p, training, mode, out, offset
     )
@@ -159,8 +158,6 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     ...                     cdropout.alpha_dropout(x, 0.3, seed=2)))
     True
     """
-    from cdropout._threads import resolve_threads
-
     x, p, training, _, out, offset = _params.dropout_args(
         x, p, training, "inverted", out, offset
     )
