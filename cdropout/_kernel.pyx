@@ -119,6 +119,9 @@ cdef int _run_chunks(const element *src, element *dst,  # OUT: dst
     cdef Py_ssize_t start = 0, stop
     # decided on the whole call: its chunks are cut small for Ctrl-C, not for the cache
     cdef bint interleave = n * <Py_ssize_t>sizeof(element) <= PAIR_MAX_BYTES
+    if n < PARALLEL_MIN:  # microseconds: releasing the GIL would cost more than it frees
+        _run_blocks(src, dst, n, key, offset, threshold, scale, 1, interleave)
+        return 0
     while start < n:
         stop = <Py_ssize_t>(((offset + <uint64_t>start) // <uint64_t>chunk + 1)
                             * <uint64_t>chunk - offset)
@@ -193,7 +196,7 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
         threads = omp_get_max_threads()
     if _in_forked_child or not CDR_OPENMP:
         threads = 1
-    dropout_into(x, out, seed, 0, <uint32_t>threshold, scale, threads)
+    _dropout_into(x, out, seed, 0, <uint32_t>threshold, scale, threads)
     return out
 
 
@@ -205,6 +208,13 @@ def dropout_into(cnp.ndarray src, cnp.ndarray dst, uint64_t seed, uint64_t offse
     float64 arrays of one dtype and size, either the same array or not overlapping; scale
     is already rounded to the dtype; n_threads >= 1.
     """
+    _dropout_into(src, dst, seed, offset, threshold, scale, n_threads)
+
+
+cdef int _dropout_into(cnp.ndarray src, cnp.ndarray dst,  # OUT: dst
+                       uint64_t seed, uint64_t offset, uint32_t threshold, double scale,
+                       int n_threads) except -1:
+    # dropout_into without a Python call, for the fast path
     cdef Py_ssize_t n = cnp.PyArray_SIZE(src)
     if cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32:
         _run_chunks[float](<const float *>cnp.PyArray_DATA(src),
