@@ -84,7 +84,7 @@ def dropout(
     A long call can be interrupted (Ctrl-C, KeyboardInterrupt) within a few
     milliseconds: the work runs in chunks of a few million elements. In place, the
     chunks done by then hold their dropout and the rest is as it was; a new output is
-    not returned. The GIL is released while the kernel runs.
+    not returned. The GIL is released while the kernel runs on 32,768 elements or more.
 
     Examples
     --------
