@@ -2,8 +2,7 @@
  * Loops that apply a mask given as one byte per element (1 = kept), for the variants whose
  * mask is drawn first: broadcast dropout (the mask over noise_shape, laid along a run of
  * x) and alpha dropout. The selects are bitwise, as in the dropout paths: a multiply by
- * zero would turn a dropped inf into NaN, and a ternary keeps gcc from vectorising. The
- * in-place case has its own loop so that gcc need not guard against a partial overlap.
+ * zero would turn a dropped inf into NaN, and a ternary keeps gcc from vectorising.
  */
 #ifndef CDROPOUT_SELECT_H
 #define CDROPOUT_SELECT_H
@@ -12,9 +11,12 @@
 #include <string.h>
 
 #define CDR_DEFINE_SELECT(NAME, FLOAT, UINT)                                               \
-    static inline void NAME##_loop(const FLOAT *src, FLOAT *restrict dst,                  \
-                                   const uint8_t *restrict keep, int64_t n, FLOAT scale)   \
+    static void NAME(const FLOAT *src, FLOAT *dst, const uint8_t *keep, int64_t n,         \
+                     FLOAT scale)                                                          \
     {                                                                                      \
+        /* src is dst (in place) or disjoint from it: element j is read before it is       \
+         * written and no other element is touched, so no alias check is needed */         \
+        _Pragma("GCC ivdep")                                                               \
         for (int64_t j = 0; j < n; j++) {                                                  \
             const FLOAT y = src[j] * scale;                                                \
             UINT bits;                                                                     \
@@ -22,14 +24,6 @@
             bits &= (UINT)0 - (UINT)(keep[j] != 0);                                        \
             memcpy(&dst[j], &bits, sizeof bits);                                           \
         }                                                                                  \
-    }                                                                                      \
-    static void NAME(const FLOAT *src, FLOAT *dst, const uint8_t *keep, int64_t n,         \
-                     FLOAT scale)                                                          \
-    {                                                                                      \
-        if (src == dst)                                                                    \
-            NAME##_loop(dst, dst, keep, n, scale);                                         \
-        else                                                                               \
-            NAME##_loop(src, dst, keep, n, scale);                                         \
     }
 
 CDR_DEFINE_SELECT(cdr_select_f32, float, uint32_t)
@@ -38,12 +32,12 @@ CDR_DEFINE_SELECT(cdr_select_f64, double, uint64_t)
 /* Alpha dropout: dst[j] = src[j] * a + b where kept (two roundings: the build passes
  * -ffp-contract=off, as NumPy multiplies and adds separately), the constant c elsewhere. */
 #define CDR_DEFINE_AFFINE(NAME, FLOAT, UINT)                                               \
-    static inline void NAME##_loop(const FLOAT *src, FLOAT *restrict dst,                  \
-                                   const uint8_t *restrict keep, int64_t n, FLOAT a,       \
-                                   FLOAT b, FLOAT c)                                       \
+    static void NAME(const FLOAT *src, FLOAT *dst, const uint8_t *keep, int64_t n, FLOAT a, \
+                     FLOAT b, FLOAT c)                                                     \
     {                                                                                      \
         UINT fill;                                                                         \
         memcpy(&fill, &c, sizeof fill);                                                    \
+        _Pragma("GCC ivdep") /* as in the select: src is dst or disjoint from it */        \
         for (int64_t j = 0; j < n; j++) {                                                  \
             const FLOAT y = src[j] * a + b;                                                \
             UINT bits;                                                                     \
@@ -52,14 +46,6 @@ CDR_DEFINE_SELECT(cdr_select_f64, double, uint64_t)
             bits = (bits & mask) | (fill & ~mask);                                         \
             memcpy(&dst[j], &bits, sizeof bits);                                           \
         }                                                                                  \
-    }                                                                                      \
-    static void NAME(const FLOAT *src, FLOAT *dst, const uint8_t *keep, int64_t n, FLOAT a, \
-                     FLOAT b, FLOAT c)                                                     \
-    {                                                                                      \
-        if (src == dst)                                                                    \
-            NAME##_loop(dst, dst, keep, n, a, b, c);                                       \
-        else                                                                               \
-            NAME##_loop(src, dst, keep, n, a, b, c);                                       \
     }
 
 CDR_DEFINE_AFFINE(cdr_affine_f32, float, uint32_t)
