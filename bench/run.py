@@ -10,8 +10,9 @@ cdropout.reference (up to 1e6 elements), and PyTorch's CPU dropout when torch is
 installed. In-place calls reuse their array: dropout of dropout stays a float array.
 Also measured: the bytes a call allocates (tracemalloc, which sees NumPy's buffers).
 
-Also broadcast (channel) dropout, alpha and Gaussian dropout against the floor. Writes
-results.json, broadcast.json and variants.json (raw figures) and bench.png (ns per
+Also broadcast (channel) dropout, alpha and Gaussian dropout against the floor, and
+thread scaling with each thread count's calls back to back. Writes results.json,
+broadcast.json, variants.json and threads.json (raw figures) and bench.png (ns per
 element against size), and prints the tables. Needs the bench extra:
 pip install -e ".[bench]".
 """
@@ -86,7 +87,7 @@ def run_grid(grid, out_dir, progress):
             reference=size <= REFERENCE_MAX,
             torch=torch,
         )
-        times = _timing.best_times(found, _timing.repeats_for(size))
+        times = _timing.best_times(found, size)
         call = found[1].run  # cdropout on one thread
         allocated = extra_bytes(call)
         for name, seconds in times.items():
@@ -155,7 +156,7 @@ def run_broadcast(p=0.5):
                 "plain", lambda x=x: cdropout.dropout(x, p, seed=1, out=x, n_threads=1)
             ),
         ]
-        times = _timing.best_times(found, _timing.repeats_for(x.size))
+        times = _timing.best_times(found, x.size)
         rows.append({"shape": shape, "noise_shape": noise, "what": what, **times})
     return rows
 
@@ -177,8 +178,48 @@ def run_variants(size=10**6, p=0.5):
             "gaussian_dropout", lambda: cdropout.gaussian_dropout(x, p, seed=1, out=x)
         ),
     ]
-    times = _timing.best_times(found, _timing.repeats_for(size))
+    times = _timing.best_times(found, size)
     return {"size": size, "p": p, **times}
+
+
+def run_threads(sizes, p=0.5):
+    """Thread scaling of in-place float32 dropout, each thread count timed back to back.
+
+    The grid interleaves contenders, so between two cdropout calls the other contenders
+    evict the array from the cores' caches and OpenMP's idle threads go to sleep: there
+    a second thread often costs more than it saves at 1e6. Here each count runs its
+    calls in a row, as a training loop's dropout calls on cache-resident activations
+    do, so every thread finds its share of the array in its own cache.
+    """
+    cores = os.cpu_count() or 1
+    counts = sorted({1, min(2, cores), cores} | {t for t in (4, 8, 16) if t < cores})
+    rows = []
+    for size in sizes:
+        x = np.random.default_rng(0).standard_normal(size).astype(np.float32)
+        scale = np.float32(1 / (1 - p))
+        calls = {"floor": lambda x=x, s=scale: np.multiply(x, s, out=x)}
+        for t in counts:
+            calls[t] = lambda x=x, t=t: cdropout.dropout(
+                x, p, seed=1, out=x, n_threads=t
+            )
+        times = {
+            name: _timing.best_times([_timing.Contender(name, call)], size)[name]
+            for name, call in calls.items()
+        }
+        rows.append({"size": size, "p": p, **{str(k): v for k, v in times.items()}})
+    return rows
+
+
+def print_threads(rows):
+    print("\nthreads, float32, p=0.5, in place, each count's calls back to back: ns "
+          "per element (speed against 1 thread)")  # fmt: skip
+    for r in rows:
+        n = r["size"]
+        cells = [f"floor {r['floor'] / n * 1e9:.3f}"] + [
+            f"{k}t {r[k] / n * 1e9:.3f} ({r['1'] / r[k]:.2f}x)"
+            for k in r if k not in ("size", "p", "floor")
+        ]  # fmt: skip
+        print(f"  {n:>10}  " + "   ".join(cells))
 
 
 def print_variants(row):
@@ -270,11 +311,14 @@ def main(argv=None):
     meta, records = run_grid(QUICK if args.quick else FULL, args.out, progress)
     broadcast = run_broadcast()
     variants = run_variants()
+    threads = run_threads([10**6, 10**7] if args.quick else [10**6, 10**7, 10**8])
     (args.out / "broadcast.json").write_text(json.dumps(broadcast))
     (args.out / "variants.json").write_text(json.dumps(variants))
+    (args.out / "threads.json").write_text(json.dumps(threads))
     print_table(meta, records)
     print_broadcast(broadcast)
     print_variants(variants)
+    print_threads(threads)
     plot(records, args.out / "bench.png")
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'bench.png'}")
 

@@ -86,7 +86,7 @@ def speed_table(sizes=(10**3, 10**5, 10**6, 10**7), p=0.5):
         for n in sizes:
             x = rng.standard_normal(n).astype(np.float32)
             found = _timing.contenders(x, p, in_place, torch=torch)
-            times = _timing.best_times(found, _timing.repeats_for(n))
+            times = _timing.best_times(found, n)
             if header is None:
                 header = [c.name for c in found]
                 print(f"{'size':>10}" + "".join(f"{name:>18}" for name in header))

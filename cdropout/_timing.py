@@ -75,22 +75,30 @@ def contenders(
     return found
 
 
-def best_times(found, repeats):
-    """Seconds of the fastest of `repeats` calls of each contender, interleaved."""
+def best_times(found, size):
+    """Seconds per call of each contender on `size` elements, the fastest of several
+    timings, interleaved: each timing runs one contender's call several times in a row
+    below 10,000 elements (as timeit does), after one untimed call, so that neither
+    the timer's own ~50 ns nor one cold start weighs on calls of a few hundred
+    nanoseconds."""
+    number = max(1, 10**4 // size)
+    repeats = int(
+        max(3, min(300, 3e7 // size)) // number
+    )  # about the same time per size
     best = {c.name: float("inf") for c in found}
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(repeats):
             for c in found:
                 if c.setup is not None:
                     c.setup()
+                run = c.run
+                if number > 1:  # warm: the other contenders have just evicted its code
+                    run()
                 start = time.perf_counter()
-                c.run()
-                best[c.name] = min(best[c.name], time.perf_counter() - start)
+                for _ in range(number):
+                    run()
+                seconds = (time.perf_counter() - start) / number
+                best[c.name] = min(best[c.name], seconds)
                 if c.teardown is not None:
                     c.teardown()
     return best
-
-
-def repeats_for(size):
-    """Enough repeats for a stable minimum, about the same total time per size."""
-    return int(max(3, min(300, 3e7 // size)))
