@@ -73,6 +73,10 @@ cdef void _run_blocks(const element *src, element *dst,  # OUT: dst
     # Each block is a pure function of (key, block), so the split among threads changes
     # nothing in the result.
     # Blocks go by pairs, so that cache-resident dropout can interleave two whole blocks.
+    # A static schedule gives each thread the same share of the array call after call, so
+    # a cache-resident array stays in the caches of the cores that use it. Measured on 2
+    # cores, 1e6 float32 in place, calls back to back: static 33 us, guided 53 us, dynamic
+    # (2 pairs a chunk) 82 us, 1 thread 62 us.
     cdef uint64_t first_block = offset // CDR_BLOCK
     cdef Py_ssize_t n_blocks = <Py_ssize_t>((offset + <uint64_t>n - 1) // CDR_BLOCK
                                             - first_block) + 1
