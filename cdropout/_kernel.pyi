@@ -1,4 +1,6 @@
 # Stub for the compiled module cdropout._kernel (see _kernel.pyx for the contracts).
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -6,6 +8,7 @@ BLOCK: int
 LANES: int
 ISA_LEVELS: dict[str, int]
 
+def with_fast_path(checked: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]: ...
 def dropout_fast(
     x: object,
     p: object,

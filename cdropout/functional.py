@@ -16,6 +16,9 @@ from cdropout._threads import resolve_threads
 FLOAT16_CHUNK = 1 << 18
 
 
+# The common call (contiguous native float32/float64, float p, int seed: see
+# _kernel.dropout_fast) is checked and run in C without entering this function.
+@_kernel.with_fast_path
 def dropout(
     x,
     p=0.5,
@@ -96,12 +99,6 @@ def dropout(
     >>> y is x
     True
     """
-    if noise_shape is None:
-        result = _kernel.dropout_fast(
-            x, p, seed, training, mode, out, offset, n_threads
-        )
-        if result is not NotImplemented:
-            return result
     x, p, training, mode, out, offset = _params.dropout_args(
         x, p, training, mode, out, offset
     )

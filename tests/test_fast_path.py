@@ -1,6 +1,9 @@
 """The C fast path of the common call gives exactly the bytes of the general path, and
 declines (NotImplemented) every call it does not fully check."""
 
+import doctest
+import inspect
+
 import numpy as np
 import pytest
 from conftest import assert_same_bytes
@@ -97,3 +100,42 @@ def test_fast_path_threshold_rounds_half_to_even_like_python():
 def test_public_function_uses_the_fast_path_result():
     x = np.arange(1.0, 9.0, dtype=np.float32)
     assert_same_bytes(cdropout.dropout(x, 0.5, seed=3), _fast(x, 0.5, 3))
+
+
+def test_compiled_entry_has_the_checked_functions_signature():
+    # The C entry repeats the Python signature; update_wrapper would hide a mismatch
+    # from inspect.signature's default view, so compare the two unwrapped.
+    entry = inspect.signature(cdropout.dropout, follow_wrapped=False)
+    assert entry == inspect.signature(cdropout.dropout.__wrapped__)
+    assert cdropout.dropout.__doc__ == cdropout.dropout.__wrapped__.__doc__
+    assert cdropout.dropout.__module__ == "cdropout.functional"
+    found = doctest.DocTestFinder().find(cdropout.functional)
+    assert "cdropout.functional.dropout" in [t.name for t in found if t.examples]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: cdropout.dropout(x, 0.25, seed=5),  # fast path
+        lambda x: cdropout.dropout(x, 0.25, seed=5, offset=0, n_threads=1),
+        lambda x: cdropout.dropout(x, np.float64(0.25), seed=np.uint64(5)),  # declined
+        lambda x: cdropout.dropout(x, p=0.25, seed=5, noise_shape=(None, None)),
+        lambda x: cdropout.dropout(x, 0.25, seed=5, mode="inverted", training=True),
+    ],
+)
+def test_every_way_of_calling_gives_the_checked_functions_bytes(call):
+    x = np.random.default_rng(2).standard_normal((3, 5)).astype(np.float32)
+    desired = cdropout.dropout.__wrapped__(x, 0.25, seed=5)
+    assert_same_bytes(call(x), desired)
+    assert_same_bytes(desired, reference.dropout(x, 0.25, seed=5))
+
+
+def test_the_fallback_gets_every_argument_by_name():
+    # a declined call passes all nine arguments through to the checked function
+    x = np.ones((2, 8), np.float32)
+    y = cdropout.dropout(x, 0.5, seed=1, mode="classic", offset=3, noise_shape=(1, 8))
+    keep = reference.dropout_mask((1, 8), 0.5, seed=1, offset=3)
+    assert_same_bytes(y, np.broadcast_to(np.where(keep, 1.0, 0.0), (2, 8)).astype("f4"))
+    with pytest.raises(ValueError, match="n_threads"):
+        cdropout.dropout(x, 0.5, seed=1, n_threads=0)
+    assert cdropout.dropout(x, 0.5, seed=1, training=False) is not x
