@@ -1,6 +1,6 @@
 """cdropout's benchmark suite: one command, every contender timed in one process.
 
-    python bench/run.py            # the full grid (about 10 minutes on 2 cores)
+    python bench/run.py            # the full grid (about 4 minutes on 2 cores)
     python bench/run.py --quick    # float32, p = 0.5, 1e3 to 1e6 (under a minute)
 
 Contenders, interleaved, minimum of several repeats: the floor np.multiply(x, s, out=x)
