@@ -297,7 +297,9 @@ def plot(records, path, dtype="float32", p=0.5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python bench/run.py", description=__doc__.split("\n")[0]
+    )
     parser.add_argument(
         "--quick", action="store_true", help="a small grid, under a minute"
     )

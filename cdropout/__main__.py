@@ -1,11 +1,14 @@
 """python -m cdropout: a tour of cdropout.
 
-Sub-commands: tour (the default: all of the others in turn), config, check, why, demo,
-speed. Each has --help.
+Sub-commands: tour (the default: config, check, why, demo and speed in turn), config,
+check, why, demo, speed, and bench (the benchmark suite of a source checkout, not part
+of the tour). Each has --help.
 """
 
 import argparse
+import runpy
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -108,13 +111,36 @@ COMMANDS = {
 }
 
 
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+
+
+def bench(argv):
+    """bench/run.py with `argv` (--quick, --out, --help), from a source checkout."""
+    if not BENCH.exists():
+        print("the benchmark suite is bench/run.py of a source checkout, not found")
+        print(f"at {BENCH}: clone the repository, then pip install -e '.[bench]'")
+        return 1
+    runpy.run_path(str(BENCH))["main"](argv)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cdropout", description=__doc__)
     commands = parser.add_subparsers(dest="command", metavar="command")
-    commands.add_parser("tour", help="all of the below, in turn (the default)")
+    commands.add_parser("tour", help="the five below, in turn (the default)")
     for name, (summary, _) in COMMANDS.items():
         commands.add_parser(name, help=summary, description=summary)
-    command = parser.parse_args(argv).command or "tour"
+    commands.add_parser(
+        "bench",
+        add_help=False,
+        help="the benchmark suite, bench/run.py (--help: its own)",
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        return bench(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    command = args.command or "tour"
     ok = True
     for name in COMMANDS if command == "tour" else [command]:
         ok = COMMANDS[name][1]() is not False and ok

@@ -41,3 +41,22 @@ def test_every_sub_command_has_help(command):
 def test_a_failed_self_check_makes_the_exit_status_nonzero(monkeypatch):
     monkeypatch.setattr(tour.reference, "dropout", lambda x, *a, **k: x * 0 + 1)
     assert tour.main(["check"]) == 1
+
+
+def test_bench_runs_the_suite_of_the_source_checkout():
+    done = _run("bench", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--quick" in done.stdout  # bench/run.py's own options
+
+
+def test_bench_says_where_the_suite_is_when_it_is_missing(
+    monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setattr(tour, "BENCH", tmp_path / "run.py")
+    assert tour.main(["bench", "--quick"]) == 1
+    assert "source checkout" in capsys.readouterr().out
+
+
+def test_other_commands_refuse_unknown_arguments():
+    done = _run("config", "--quick")
+    assert done.returncode == 2 and "unrecognized arguments" in done.stderr
