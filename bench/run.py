@@ -248,6 +248,9 @@ def print_table(meta, records):
           f"ISA path {meta['config']['isa path']}")  # fmt: skip
     print("ns per element (ratio to the floor: np.multiply(x, s, out=x) in place, "
           "np.multiply(x, s) for a new output)")  # fmt: skip
+    if meta["torch"] is None:
+        print("PyTorch is not installed: its column is left out "
+              "(pip install torch for it)")  # fmt: skip
     timed = [r for r in records if "seconds" in r]
     groups = sorted({(r["dtype"], r["p"], r["in_place"]) for r in timed})
     for dtype, p, in_place in groups:
