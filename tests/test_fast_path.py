@@ -3,6 +3,7 @@ declines (NotImplemented) every call it does not fully check."""
 
 import doctest
 import inspect
+import pickle
 
 import numpy as np
 import pytest
@@ -111,6 +112,8 @@ def test_compiled_entry_has_the_checked_functions_signature():
     assert cdropout.dropout.__module__ == "cdropout.functional"
     found = doctest.DocTestFinder().find(cdropout.functional)
     assert "cdropout.functional.dropout" in [t.name for t in found if t.examples]
+    # multiprocessing sends functions by reference
+    assert pickle.loads(pickle.dumps(cdropout.dropout)) is cdropout.dropout
 
 
 @pytest.mark.parametrize(
