@@ -1,4 +1,5 @@
-# Declarations of _xorshift.h (and the _lanes.h paths it builds), kept identical to it.
+# Declarations of _xorshift.h (and the _lanes.h and _gauss.h paths it builds), kept
+# identical to it.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 
@@ -23,6 +24,8 @@ cdef extern from "_xorshift.h" nogil:
                           uint32_t threshold, float scale) noexcept nogil
         void (*drop2_f64)(const double *src, double *dst, uint64_t key, uint64_t block,
                           uint32_t threshold, double scale) noexcept nogil
+        void (*gauss_fill)(const uint32_t *words, uint64_t first, int64_t n,
+                           double *z) noexcept nogil
 
     uint64_t cdr_key(uint64_t seed) noexcept
     uint64_t cdr_call_seed(uint64_t seed, uint64_t counter) noexcept
@@ -40,7 +43,3 @@ cdef extern from "_select.h" nogil:
     void cdr_affine_f64(const double *src, double *dst, const uint8_t *keep, int64_t n,
                         double a, double b, double c) noexcept
 
-
-cdef extern from "_gauss.h" nogil:
-    void cdr_gauss_fill(const uint32_t *words, uint64_t first, int64_t n,
-                        double *z) noexcept

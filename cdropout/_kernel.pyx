@@ -351,7 +351,7 @@ def gauss_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray words, cnp.ndarray 
     cdef int64_t j, n = cnp.PyArray_SIZE(src)
     cdef double *deviates = <double *>cnp.PyArray_DATA(z)
     with nogil:
-        cdr_gauss_fill(<const uint32_t *>cnp.PyArray_DATA(words), first, n, deviates)
+        _path.gauss_fill(<const uint32_t *>cnp.PyArray_DATA(words), first, n, deviates)
     cdef const float *s32
     cdef float *d32
     cdef const double *s64

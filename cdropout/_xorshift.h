@@ -91,12 +91,14 @@ static inline __attribute__((always_inline)) void cdr_seed_words(uint32_t w[4][C
  * The ISA paths: the same C of _lanes.h compiled for another instruction set from one
  * portable -O3 build (never -march=native), each with the hardware's vector width, since
  * gcc lowers vectors wider than the hardware's through memory. All give the same bytes: the
- * only floating-point operation is one multiply.
+ * dropout loops' only floating-point operation is one multiply, and _gauss.h uses only
+ * correctly rounded operations.
  */
 enum { CDR_ISA_BASELINE = 0, CDR_ISA_AVX2 = 1, CDR_ISA_AVX512 = 2 };
 
 #define CDR_PATH baseline
 #define CDR_VW 4 /* SSE2 on x86-64, NEON on arm64 */
+#include "_gauss.h"
 #include "_lanes.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -105,12 +107,14 @@ enum { CDR_ISA_BASELINE = 0, CDR_ISA_AVX2 = 1, CDR_ISA_AVX512 = 2 };
 #pragma GCC target("avx2")
 #define CDR_PATH avx2
 #define CDR_VW 8
+#include "_gauss.h"
 #include "_lanes.h"
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
 #define CDR_PATH avx512
 #define CDR_VW 16
+#include "_gauss.h"
 #include "_lanes.h"
 #pragma GCC pop_options
 #else
@@ -126,11 +130,13 @@ typedef struct {
     /* two whole blocks at once: `block` and `block + 1`, src[0] being block's first */
     void (*drop2_f32)(const float *, float *, uint64_t, uint64_t, uint32_t, float);
     void (*drop2_f64)(const double *, double *, uint64_t, uint64_t, uint32_t, double);
+    /* Gaussian deviates from stream words (_gauss.h) */
+    void (*gauss_fill)(const uint32_t *, uint64_t, int64_t, double *);
 } cdr_kernels;
 
 #define CDR_PATH_ENTRY(P)                                                                  \
     {#P, cdr_drop_f32_##P, cdr_drop_f64_##P, cdr_mask_##P, cdr_raw_##P, cdr_drop2_f32_##P,  \
-     cdr_drop2_f64_##P}
+     cdr_drop2_f64_##P, cdr_gauss_fill_##P}
 static const cdr_kernels cdr_paths[] = {
     CDR_PATH_ENTRY(baseline),
 #if CDR_HAVE_DISPATCH
