@@ -130,7 +130,7 @@ def dropout(
 
 def _drop_plain(x, dst, seed, offset, threshold, scale, n_threads):
     # A function of its own: a closure inside dropout() would give dropout() cells that
-    # cost ~90 ns on every call, the fast path's included.
+    # cost ~90 ns on every call it runs.
     def kernel(src, to):
         _kernel.dropout_into(src, to, seed, offset, threshold, scale, n_threads)
 
