@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +45,6 @@ def cpu_name():
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def extra_bytes(call):
-    """Peak bytes allocated during one call (NumPy buffers included)."""
-    tracemalloc.start()
-    try:
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def lower_isa_paths():
@@ -89,7 +78,7 @@ def run_grid(grid, out_dir, progress):
         )
         times = _timing.best_times(found, size)
         call = found[1].run  # cdropout on one thread
-        allocated = extra_bytes(call)
+        allocated = _timing.peak_bytes(call)
         for name, seconds in times.items():
             records.append(
                 {

@@ -1,7 +1,9 @@
-"""Timing in one process, interleaved, minimum of repeats: shared by the tour's speed
-table (python -m cdropout speed) and the benchmark suite (bench/run.py)."""
+"""Timing in one process, interleaved, minimum of repeats, and the bytes a call
+allocates: shared by the tour's speed table (python -m cdropout speed), the benchmark
+suite (bench/run.py) and the memory tests."""
 
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -102,3 +104,14 @@ def best_times(found, size):
                 if c.teardown is not None:
                     c.teardown()
     return best
+
+
+def peak_bytes(call):
+    """Peak bytes allocated during one call of `call` (tracemalloc, which sees NumPy's
+    data buffers)."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -1,24 +1,18 @@
 """Memory, measured with tracemalloc (which sees NumPy's data buffers): in place nothing
 extra, a new output the output only, backward the gradient only."""
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
 import cdropout
+from cdropout import _timing
 
 SMALL = 1024  # bytes of Python objects (a result header, a small int) around a call
 
 
 def _peak(call):
     call()  # once untraced: the first call of a process imports and caches
-    tracemalloc.start()
-    try:
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return _timing.peak_bytes(call)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
