@@ -82,6 +82,20 @@ def _keep(seed, p, offset, n):
     return words >= np.uint64(_params.threshold(p)) if p < 1.0 else np.zeros(n, bool)
 
 
+def _flat_native_copy(x):
+    """x as a flat, C-ordered copy in native byte order: what every twin computes on."""
+    return np.array(x, dtype=x.dtype.newbyteorder("="), order="C").reshape(-1)
+
+
+def _shaped_into(flat, shape, out):
+    """The result of shape `shape`: a new array, or written into `out`."""
+    result = flat.reshape(shape)
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
 def dropout(
     x,
     p=0.5,
@@ -120,7 +134,7 @@ def dropout(
         _params.check_seed(seed)
         return evaluate(x, p, mode, out)
     seed = _params.seed_value(seed)
-    flat = np.array(x, dtype=x.dtype.newbyteorder("="), order="C").reshape(-1)
+    flat = _flat_native_copy(x)
     if p > 0.0:  # p = 0 is an exact copy: not even a multiply by 1
         keep = _keep(seed, p, offset, int(np.prod(noise, dtype=np.int64)))
         keep = np.broadcast_to(keep.reshape(noise), x.shape).reshape(-1)
@@ -136,11 +150,7 @@ def dropout(
         else:
             kept = flat  # nothing is kept
         flat = np.where(keep, kept, flat.dtype.type(0.0))
-    result = flat.reshape(x.shape)
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return _shaped_into(flat, x.shape, out)
 
 
 def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
@@ -166,7 +176,7 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
         _params.check_seed(seed)
         return evaluate(x, p, "inverted", out)
     seed = _params.seed_value(seed)
-    flat = np.array(x, dtype=x.dtype.newbyteorder("="), order="C").reshape(-1)
+    flat = _flat_native_copy(x)
     if p > 0.0 and _params.threshold(p) == _params.THRESHOLD_ALL:
         flat = np.zeros_like(flat)
     elif p > 0.0:  # p = 0 is an exact copy
@@ -176,11 +186,7 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
         with np.errstate(over="ignore", invalid="ignore"):
             kept = flat.astype(compute) * compute(a) + compute(b)
         flat = np.where(keep, kept, compute(c)).astype(flat.dtype)
-    result = flat.reshape(x.shape)
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return _shaped_into(flat, x.shape, out)
 
 
 _LN2 = 0.6931471805599453
@@ -264,7 +270,7 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
         _params.check_seed(seed)
         return evaluate(x, p, "inverted", out)
     seed = _params.seed_value(seed)
-    flat = np.array(x, dtype=x.dtype.newbyteorder("="), order="C").reshape(-1)
+    flat = _flat_native_copy(x)
     if p > 0.0 and flat.size:
         factor = 1.0 + _params.gaussian_sigma(p) * standard_normal(
             seed, offset, flat.size
@@ -272,11 +278,7 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
         compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
             flat = (flat.astype(compute) * factor.astype(compute)).astype(flat.dtype)
-    result = flat.reshape(x.shape)
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return _shaped_into(flat, x.shape, out)
 
 
 def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
