@@ -2,7 +2,13 @@
 
 from cdropout import reference
 from cdropout._config import openmp_enabled, show_config
-from cdropout.functional import alpha_dropout, dropout, dropout_mask, gaussian_dropout
+from cdropout.functional import (
+    alpha_dropout,
+    draw_seed,
+    dropout,
+    dropout_mask,
+    gaussian_dropout,
+)
 from cdropout.layers import AlphaDropout, Dropout, GaussianDropout
 from cdropout.rescale import rescale_weights
 
@@ -12,6 +18,7 @@ __all__ = [
     "Dropout",
     "GaussianDropout",
     "alpha_dropout",
+    "draw_seed",
     "dropout",
     "dropout_mask",
     "gaussian_dropout",

@@ -38,6 +38,11 @@ cdef const cdr_kernels *_path = cdr_select_isa(CDR_ISA_AVX512)
 # a forked child's first parallel region, so such a child runs serially.
 cdef bint _in_forked_child = False
 
+# Set once at import by cdropout._threads: the CPUs this process may use (the default
+# thread count's cap) and the most threads any call starts.
+cdef int _usable_cpus = 1
+cdef int _max_threads = 1
+
 # What a block loop writes: float32 or float64 dropout, the keep mask (uint8, src and scale
 # unused) or the raw generator words (uint32, src, threshold and scale unused).
 ctypedef fused element:
@@ -83,6 +88,9 @@ cdef void _run_blocks(const element *src, element *dst,  # OUT: dst
     cdef Py_ssize_t n_blocks = <Py_ssize_t>((offset + <uint64_t>n - 1) // CDR_BLOCK
                                             - first_block) + 1
     cdef Py_ssize_t k, n_pairs = (n_blocks + 1) // 2
+    # a thread without a pair of blocks to work on would only cost its start
+    if n_threads > n_pairs:
+        n_threads = <int>n_pairs
     if n_threads > 1 and n >= PARALLEL_MIN and n_blocks > 1:
         for k in prange(n_pairs, schedule="static", num_threads=n_threads):
             _run_pair(src, dst, n, key, offset, first_block + 2 * <uint64_t>k, threshold,
@@ -182,8 +190,8 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
     At 1,000 elements the call overhead is most of the cost, so the common call is
     checked and run here, in C: a native, aligned, C-contiguous, non-empty float32 or
     float64 ndarray; out None or x itself; a Python float 0 < p < 1; a Python int seed
-    in [0, 2**64); training True; a known mode; offset 0; n_threads None or a positive
-    Python int. Every other call, valid or not, gets NotImplemented and goes through
+    in [0, 2**64); training True; a known mode; offset 0; n_threads None or a Python
+    int in [1, cdropout._threads.MAX_THREADS]. Every other call, valid or not, gets NotImplemented and goes through
     cdropout.functional, which checks it fully and gives the same bytes.
     """
     return _dropout_fast(x, p, seed, training, mode, out, offset, n_threads)
@@ -217,13 +225,14 @@ cdef object _dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
     cdef uint64_t threshold = _threshold(prob)
     if threshold > 0xFFFFFFFF:  # p within 2**-33 of 1 drops everything: the general path
         return NotImplemented
+    # cdropout._threads.resolve_threads for None and positive counts
     cdef int threads = 1
     if n_threads is not None:
-        if type(n_threads) is not int or not (0 < n_threads <= 1 << 16):
+        if type(n_threads) is not int or not (0 < n_threads <= _max_threads):
             return NotImplemented
         threads = n_threads
     elif CDR_OPENMP:
-        threads = omp_get_max_threads()
+        threads = min(omp_get_max_threads(), _usable_cpus)
     if _in_forked_child or not CDR_OPENMP:
         threads = 1
     _dropout_into(x, out, seed, 0, <uint32_t>threshold, scale, threads)
@@ -378,16 +387,24 @@ def mask_into(cnp.ndarray dst, uint64_t seed, uint64_t offset, uint32_t threshol
                          seed, offset, threshold, 0, n_threads)
 
 
-def raw_stream(uint64_t seed, uint64_t offset, Py_ssize_t n):
-    """The generator's 32-bit words for stream elements [offset, offset + n), serially.
+def raw_stream(uint64_t seed, uint64_t offset, Py_ssize_t n, int n_threads=1):
+    """The generator's 32-bit words for stream elements [offset, offset + n).
 
-    The hook for known-answer tests and RNG test batteries, not a public API.
+    Gaussian dropout's source, and the hook for known-answer tests and RNG test
+    batteries; not a public API.
     """
     out = cnp.PyArray_EMPTY(1, [n], cnp.NPY_UINT32, 0)
     if n > 0:
         _run_chunks[uint32_t](NULL, <uint32_t *>cnp.PyArray_DATA(out), n, seed, offset, 0,
-                              0, 1)
+                              0, n_threads)
     return out
+
+
+def set_thread_limits(int usable_cpus, int max_threads):
+    """The CPUs this process may use and the most threads a call starts (at import)."""
+    global _usable_cpus, _max_threads
+    _usable_cpus = max(usable_cpus, 1)
+    _max_threads = max(max_threads, 1)
 
 
 def mark_forked_child():

@@ -4,6 +4,7 @@ Every check runs before any byte is written; shared by cdropout.functional and
 cdropout.reference so that both accept and refuse exactly the same calls.
 """
 
+import math
 import numbers
 import os
 
@@ -16,13 +17,15 @@ THRESHOLD_ALL = 2**32  # the threshold of p = 1: every 32-bit word is below it
 
 
 def probability(p):
-    """p as a float in [0, 1]."""
+    """p as a float in [0, 1] (a real number, or a 0-d array of one)."""
+    if isinstance(p, np.ndarray) and p.ndim == 0 and p.dtype.kind in "fiu":
+        p = p[()]
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise TypeError(f"p must be a real number in [0, 1], got {type(p).__name__}")
-    value = float(p)
-    if not (0.0 <= value <= 1.0):  # also refuses NaN
+    # compared in p's own type: a long double or a Fraction just above 1 rounds to 1.0
+    if not (0 <= p <= 1):  # also refuses NaN
         raise ValueError(f"p must satisfy 0 <= p <= 1, got {p!r}")
-    return value
+    return float(p)
 
 
 def mode(value):
@@ -37,12 +40,45 @@ def flag(value, name):
     return bool(value)
 
 
-def float_array(x):
-    """x as an ndarray of a supported float dtype (array-likes are converted)."""
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
+def float_array(x, name="x"):
+    """x as an ndarray of a supported float dtype (array-likes are converted).
+
+    Subclasses (np.matrix, masked arrays) become plain arrays: their operators mean
+    other things, and a masked array's mask would be silently ignored.
+    """
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} must be a plain array, got a numpy.ma.MaskedArray (its mask would "
+            f"be ignored): pass {name}.filled(...) or {name}.data"
+        )
+    if type(x) is not np.ndarray:
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError) as error:  # ragged lists, odd objects
+            raise TypeError(
+                f"{name} must be an array of float16, float32 or float64, got "
+                f"{type(x).__name__} that NumPy cannot convert ({error})"
+            ) from None
     if x.dtype.kind != "f" or x.dtype.itemsize not in (2, 4, 8):
-        raise TypeError(f"x must have dtype float16, float32 or float64, got {x.dtype}")
+        raise TypeError(
+            f"{name} must have dtype float16, float32 or float64, got {x.dtype}"
+        )
+    return x
+
+
+def writeable_input(x, name="x"):
+    """x for a layer with inplace=True: an ndarray it can write its result into."""
+    if type(x) is not np.ndarray:
+        raise TypeError(
+            f"{name} must be a numpy.ndarray for a layer with inplace=True (the result "
+            f"is written into it), got {type(x).__name__}"
+        )
+    x = float_array(x, name)
+    if not x.flags.writeable:
+        raise ValueError(
+            f"{name} must be writeable for a layer with inplace=True, got a read-only "
+            "array"
+        )
     return x
 
 
@@ -50,7 +86,7 @@ def output(out, x):
     """out, checked against x: None, or a writeable array of x's shape and dtype."""
     if out is None:
         return None
-    if not isinstance(out, np.ndarray):
+    if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
         raise TypeError(
             f"out must be None or a numpy.ndarray, got {type(out).__name__}"
         )
@@ -69,13 +105,20 @@ def output(out, x):
     return out
 
 
+# Arrays up to this size that fail the quick test get the exact one (a sort of their
+# element addresses, 8 bytes each); larger ones are refused as possibly overlapping.
+EXACT_OVERLAP_MAX = 1 << 22
+
+
 def _may_self_overlap(a):
     """Whether two elements of `a` may share bytes.
 
-    Sufficient test for no overlap: with the axes of more than one element sorted by
-    stride size, each stride spans all the bytes that the smaller axes reach. Every
-    array made by slicing, transposing or reshaping passes; zero strides and the
-    overlapping views of as_strided fail.
+    Quick sufficient test for no overlap: with the axes of more than one element sorted
+    by stride size, each stride spans all the bytes that the smaller axes reach. Every
+    array made by slicing, transposing or reshaping passes. An array that fails it (a
+    zero stride, as from broadcast_to, or an as_strided view) and holds at most
+    EXACT_OVERLAP_MAX elements gets the exact test: its element addresses, sorted, must
+    lie at least an item apart.
     """
     if a.size <= 1:  # NumPy gives empty arrays arbitrary strides
         return False
@@ -83,9 +126,18 @@ def _may_self_overlap(a):
     axes = zip(a.strides, a.shape, strict=True)
     for stride, size in sorted((abs(s), n) for s, n in axes if n > 1):
         if stride < span:
-            return True
+            return a.size > EXACT_OVERLAP_MAX or _overlaps_exactly(a)
         span += stride * (size - 1)
     return False
+
+
+def _overlaps_exactly(a):
+    addresses = np.zeros(1, np.int64)
+    for stride, size in zip(a.strides, a.shape, strict=True):
+        steps = np.arange(size, dtype=np.int64) * stride
+        addresses = (addresses[:, None] + steps[None, :]).reshape(-1)
+    addresses.sort()
+    return bool(np.any(np.diff(addresses) < a.itemsize))
 
 
 def new_output(x):
@@ -105,33 +157,81 @@ def offset(value, size):
     return value
 
 
+SEED_KINDS = (
+    "None, an int in [0, 2**64), a sequence of non-negative ints, a "
+    "numpy.random.SeedSequence, BitGenerator, Generator or RandomState, or the "
+    "numpy.random module"
+)
+# Sources of randomness that give one 64-bit draw per call (they advance).
+_DRAWN = (np.random.Generator, np.random.BitGenerator, np.random.RandomState)
+
+
 def check_seed(seed):
     """Check the kind and range of seed without drawing from it."""
-    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
+    if seed is None or seed is np.random:
         return
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+    if isinstance(seed, (np.random.SeedSequence, *_DRAWN)):
+        return
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"seed must be {SEED_KINDS}, got bool")
+    if isinstance(seed, numbers.Integral):
+        if not (0 <= seed < 2**64):
+            raise ValueError(f"seed must satisfy 0 <= seed < 2**64, got {seed}")
+        return
+    if isinstance(seed, (list, tuple, np.ndarray)):
+        _entropy(seed)  # checks it
+        return
+    raise TypeError(f"seed must be {SEED_KINDS}, got {type(seed).__name__}")
+
+
+def _entropy(seed):
+    """A sequence of ints as numpy.random.SeedSequence takes it (default_rng's rule)."""
+    values = np.asarray(seed, dtype=object).reshape(-1)
+    if values.size == 0 or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+        for v in values
+    ):
         raise TypeError(
-            "seed must be None, an int in [0, 2**64), a numpy.random.SeedSequence or a "
-            f"numpy.random.Generator, got {type(seed).__name__}"
+            f"seed must be {SEED_KINDS}; a sequence must hold at least one int, "
+            f"got {seed!r}"
         )
-    if not (0 <= seed < 2**64):
-        raise ValueError(f"seed must satisfy 0 <= seed < 2**64, got {seed}")
+    if any(v < 0 for v in values):
+        raise ValueError(f"seed must hold non-negative ints, got {seed!r}")
+    return [int(v) for v in values]
 
 
 def seed_value(seed):
-    """The 64-bit seed of the stream. Draws once from a Generator: call it last."""
+    """The 64-bit key of the stream: what cdropout.draw_seed returns.
+
+    An int maps to itself. A sequence of ints goes through numpy.random.SeedSequence,
+    as numpy.random.default_rng does; a SeedSequence gives its first 64-bit state word.
+    A Generator, BitGenerator, RandomState or the numpy.random module (its global
+    RandomState, as seeded by numpy.random.seed) gives one 64-bit draw, and so advances:
+    call this last, once everything else is checked. None: fresh OS entropy.
+    """
     check_seed(seed)
     if seed is None:
         return int.from_bytes(os.urandom(8), "little")
+    if isinstance(seed, numbers.Integral):
+        return int(seed)
+    if isinstance(seed, (list, tuple, np.ndarray)):
+        seed = np.random.SeedSequence(_entropy(seed))
     if isinstance(seed, np.random.SeedSequence):
         return int(seed.generate_state(1, np.uint64)[0])
+    if isinstance(seed, np.random.BitGenerator):
+        seed = np.random.Generator(seed)
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**64, dtype=np.uint64))
-    return int(seed)
+    return int(seed.randint(0, 2**64, dtype=np.uint64))  # RandomState, numpy.random
+
+
+SIZE_LIMIT = 2**63  # elements in one array: NumPy's sizes are signed 64-bit
 
 
 def shape(value):
-    """A shape as a tuple of non-negative ints."""
+    """A shape as a tuple of non-negative ints whose product NumPy can hold."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"shape must be an int or a tuple of ints, got {value!r}")
     items = (value,) if isinstance(value, numbers.Integral) else value
     try:
         dims = tuple(items)
@@ -146,6 +246,10 @@ def shape(value):
         raise TypeError(f"shape must be an int or a tuple of ints, got {value!r}")
     if any(d < 0 for d in dims):
         raise ValueError(f"shape must hold non-negative sizes, got {value!r}")
+    if len(dims) > 64:
+        raise ValueError(f"shape must have at most 64 axes (NumPy's limit), got {len(dims)}")
+    if math.prod(int(d) for d in dims) >= SIZE_LIMIT:
+        raise ValueError(f"shape must hold fewer than 2**63 elements, got {value!r}")
     return tuple(int(d) for d in dims)
 
 
@@ -170,19 +274,34 @@ def training_scale(p, mode, dtype):
     return value if np.dtype(dtype).itemsize == 8 else float(np.float32(value))
 
 
+def noise_spec(value):
+    """noise_shape on its own (a layer's, before it sees an input): None or a tuple of
+    non-negative ints and Nones."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+        raise TypeError(
+            f"noise_shape must be None or a tuple of ints and Nones, got "
+            f"{type(value).__name__}"
+        )
+    for dim in value:
+        if dim is None:
+            continue
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"noise_shape must hold ints or None, got {value!r}")
+        if dim < 0:
+            raise ValueError(f"noise_shape must hold non-negative sizes, got {value!r}")
+    return tuple(None if d is None else int(d) for d in value)
+
+
 def noise_shape(value, x_shape):
     """The mask's shape: per axis 1 (one decision broadcast along it) or x's size.
 
     None entries (Keras) take x's size. None for the whole argument: x's shape.
     """
-    if value is None:
+    dims = noise_spec(value)
+    if dims is None:
         return tuple(x_shape)
-    try:
-        dims = tuple(value)
-    except TypeError:
-        raise TypeError(
-            f"noise_shape must be None or a tuple of ints, got {type(value).__name__}"
-        ) from None
     if len(dims) != len(x_shape):
         raise ValueError(
             f"noise_shape must have one entry per axis of x ({len(x_shape)}), "
@@ -192,8 +311,6 @@ def noise_shape(value, x_shape):
     for dim, size in zip(dims, x_shape, strict=True):
         if dim is None:
             dim = size
-        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral):
-            raise TypeError(f"noise_shape must hold ints or None, got {value!r}")
         if dim not in (1, size):
             raise ValueError(
                 f"noise_shape must hold, per axis, 1 or the size of x on it "
@@ -227,11 +344,11 @@ def alpha_constants(p, dtype):
     return tuple(float(np.float32(v)) for v in (a, b, c))
 
 
-def dropout_args(x, p, training, mode_, out, offset_):
+def dropout_args(x, p, training, mode_, out, offset_, name="x"):
     """The checked (x, p, training, mode, out, offset) of a dropout call."""
     p = probability(p)
     training = flag(training, "training")
     mode_ = mode(mode_)
-    x = float_array(x)
+    x = float_array(x, name)
     out = output(out, x)
     return x, p, training, mode_, out, offset(offset_, x.size)

@@ -9,21 +9,27 @@ Dask runs chunks in parallel, so each chunk runs on one OpenMP thread. Needs the
 extra: ``pip install "cdropout[dask]"``.
 """
 
+import math
+
 import numpy as np
 
 from cdropout import _params
+from cdropout.functional import apply_keep, dropout_mask
 from cdropout.functional import dropout as _dropout
 
 
-def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted"):
+def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted",
+            noise_shape=None):  # fmt: skip
     """Lazy dropout of a Dask array: one task per chunk.
 
     Parameters
     ----------
     darr : dask.array.Array of float16, float32 or float64
-    p, training, mode
+        Its chunk sizes must be known (``darr.compute_chunk_sizes()`` finds them after
+        boolean indexing).
+    p, training, mode, noise_shape
         As for cdropout.dropout.
-    seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
+    seed : None, int, or any seed that cdropout.dropout takes
         Resolved once, when the graph is built (a Generator gives one draw; None fresh
         entropy), so that every chunk and every recomputation uses the same stream.
 
@@ -40,6 +46,13 @@ def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted"):
     >>> bool(np.array_equal(lazy.compute(), cdropout.dropout(x, 0.5, seed=1)))
     True
     """
+    import dask.array as da
+
+    if not isinstance(darr, da.Array):
+        raise TypeError(
+            f"darr must be a dask.array.Array, got {type(darr).__name__} (for NumPy "
+            "arrays use cdropout.dropout, or wrap it with dask.array.from_array)"
+        )
     p = _params.probability(p)
     training = _params.flag(training, "training")
     mode = _params.mode(mode)
@@ -48,47 +61,78 @@ def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted"):
         raise TypeError(
             f"darr must have dtype float16, float32 or float64, got {dtype}"
         )
-    _params.offset(0, int(np.prod(darr.shape, dtype=np.int64)))
+    if any(math.isnan(size) for size in darr.shape):
+        raise ValueError(
+            f"darr must have known chunk sizes (each element's place in the stream "
+            f"depends on them), got shape {darr.shape}: call darr.compute_chunk_sizes()"
+        )
+    shape = tuple(int(size) for size in darr.shape)
+    _params.offset(0, math.prod(shape))
+    noise = _params.noise_shape(noise_shape, shape)
     if not training:
         _params.check_seed(seed)
         seed_value = None
     else:
         seed_value = _params.seed_value(seed)
-    shape = darr.shape
 
     def chunk(block, block_info=None):
         starts = [start for start, _ in block_info[0]["array-location"]]
-        return _drop_chunk(block, starts, shape, p, seed_value, training, mode)
+        if not training:
+            return _dropout(block, p, training=False, mode=mode)
+        if noise == shape:
+            return _drop_chunk(block, starts, shape, p, seed_value, mode)
+        return _drop_chunk_broadcast(block, starts, noise, p, seed_value, mode)
 
     return darr.map_blocks(chunk, dtype=dtype.newbyteorder("="))
 
 
-def _drop_chunk(block, starts, shape, p, seed, training, mode):
+def _runs(starts, block_shape, shape):
+    """The runs of consecutive stream indices in a block placed at `starts` in an array
+    of `shape`: the run length and, row by row of the block seen as (-1, run), the
+    flat index of each run's first element."""
+    # The block's last axes that span the whole array, with the one before them, are
+    # runs of consecutive flat indices; the axes before those index the runs.
+    split = len(shape)
+    while split > 0 and starts[split - 1] == 0 and block_shape[split - 1] == shape[split - 1]:
+        split -= 1
+    split = max(split - 1, 0)
+    strides = [math.prod(shape[k + 1 :]) for k in range(len(shape))]
+    run = math.prod(block_shape[split:])
+    inner_start = sum(starts[k] * strides[k] for k in range(split, len(shape)))
+    offsets = [
+        inner_start + sum((starts[k] + i) * strides[k] for k, i in enumerate(index))
+        for index in np.ndindex(*block_shape[:split])
+    ]
+    return run, offsets
+
+
+def _drop_chunk(block, starts, shape, p, seed, mode):
     """Dropout of one chunk placed at `starts` in an array of `shape`."""
-    if not training:
-        return _dropout(block, p, training=False, mode=mode)
     out = np.empty(block.shape, block.dtype.newbyteorder("="))
     if block.size == 0:
         return out
-    # The chunk's last axes that span the whole array, with the one before them, are
-    # runs of consecutive flat indices; the axes before those index the runs.
-    split = len(shape)
-    while (
-        split > 0
-        and starts[split - 1] == 0
-        and block.shape[split - 1] == shape[split - 1]
-    ):
-        split -= 1
-    split = max(split - 1, 0)
-    strides = [int(np.prod(shape[k + 1 :], dtype=np.int64)) for k in range(len(shape))]
-    run = int(np.prod(block.shape[split:], dtype=np.int64))
-    runs = np.reshape(block, (-1, run))
-    results = out.reshape(-1, run)
-    inner_start = sum(starts[k] * strides[k] for k in range(split, len(shape)))
-    for r, index in enumerate(np.ndindex(*block.shape[:split])):
-        offset = inner_start + sum(
-            (starts[k] + i) * strides[k] for k, i in enumerate(index)
-        )
+    run, offsets = _runs(starts, block.shape, shape)
+    runs, results = np.reshape(block, (-1, run)), out.reshape(-1, run)
+    for r, offset in enumerate(offsets):
         _dropout(runs[r], p, seed=seed, mode=mode, offset=offset, out=results[r],
                  n_threads=1)  # fmt: skip
+    return out
+
+
+def _drop_chunk_broadcast(block, starts, noise, p, seed, mode):
+    """Dropout of one chunk with a mask of shape `noise` broadcast over the array: the
+    chunk's part of the mask, run by run, then applied as cdropout.dropout applies it."""
+    out = np.empty(block.shape, block.dtype.newbyteorder("="))
+    if block.size == 0 or p == 0.0:  # p = 0: an exact copy, as cdropout.dropout
+        np.copyto(out, block)
+        return out
+    mask_starts = [0 if n == 1 else s for n, s in zip(noise, starts, strict=True)]
+    mask_shape = tuple(1 if n == 1 else b for n, b in zip(noise, block.shape, strict=True))
+    keep = np.empty(mask_shape, np.uint8)
+    run, offsets = _runs(mask_starts, mask_shape, noise)
+    rows = keep.reshape(-1, run)
+    for r, offset in enumerate(offsets):
+        rows[r] = dropout_mask(run, p, seed=seed, offset=offset, n_threads=1)
+    scale = _params.training_scale(p, mode, block.dtype) if p < 1.0 else 0.0
+    apply_keep(block, out, keep, scale)
     return out

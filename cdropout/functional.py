@@ -1,10 +1,12 @@
-"""The functional API: dropout() and dropout_mask().
+"""The functional API: dropout(), its variants, dropout_mask() and draw_seed().
 
 Each call checks every argument first (cdropout._params), then makes one pass of the
 compiled kernel over memory it can work on directly, copying only where the layout
 asks for it: strided, non-native, misaligned or float16 input, or an `out` that partly
 overlaps `x`.
 """
+
+import math
 
 import numpy as np
 
@@ -39,9 +41,13 @@ def dropout(
         Any shape (0-d and empty included), any strides and byte order.
     p : float
         Probability of dropping each element, 0 <= p <= 1.
-    seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
-        The stream: an int in [0, 2**64); a SeedSequence (one 64-bit state word); a
-        Generator (one 64-bit draw); None for fresh OS entropy.
+    seed : None, int, sequence of ints, SeedSequence, BitGenerator, Generator, RandomState
+        The stream's key: an int in [0, 2**64) is the key itself; a sequence of
+        non-negative ints goes through numpy.random.SeedSequence, as default_rng does;
+        a SeedSequence gives its first 64-bit state word; a Generator, BitGenerator,
+        RandomState or the ``numpy.random`` module (as seeded by ``np.random.seed``)
+        gives one 64-bit draw, so successive calls differ; None draws fresh OS entropy.
+        ``draw_seed(seed)`` returns the key a call would use.
     training : bool
         False: evaluation, with no randomness and no draw from `seed`.
     mode : {"inverted", "classic"}
@@ -54,7 +60,11 @@ def dropout(
         The flat index of x's first element inside a larger logical array, so that a
         large array processed in chunks gets the bytes it would get in one call.
     n_threads : int, optional
-        None: OpenMP's default; a positive count; -1 all cores, -2 all but one, ...
+        None: OpenMP's default (OMP_NUM_THREADS, or a threadpoolctl limit set in the
+        calling thread), at most the CPUs this process may use (affinity mask, cgroup
+        quota); a positive count (at most 256 threads are started, and never more
+        than the call has pairs of 4096-element blocks); -1 all usable CPUs, -2 all
+        but one, ... The result never depends on it.
     noise_shape : tuple, optional
         The shape of the mask (Keras's noise_shape): per axis, 1 to broadcast one
         decision along it, or x's size (None means x's size). For x of shape
@@ -72,8 +82,9 @@ def dropout(
     TypeError
         For a non-float dtype of x or out, or an argument of the wrong kind.
     ValueError
-        For p outside [0, 1] or NaN, an unknown mode, n_threads == 0, a bad offset or
-        seed, or an `out` that is read-only, of another shape or self-overlapping.
+        For p outside [0, 1] or NaN, an unknown mode, n_threads == 0 or above
+        2**31 - 1, a bad offset or seed, or an `out` that is read-only, of another
+        shape or self-overlapping.
 
     Notes
     -----
@@ -88,6 +99,10 @@ def dropout(
     milliseconds: the work runs in chunks of a few million elements. In place, the
     chunks done by then hold their dropout and the rest is as it was; a new output is
     not returned. The GIL is released while the kernel runs on 32,768 elements or more.
+
+    Dropout is linear in x, so its gradient is the same call on the gradient:
+    ``dropout(grad, p, seed=key, mode=mode, offset=offset)`` with the key of the
+    forward call (an int seed, or ``draw_seed(seed)`` drawn once and passed to both).
 
     Examples
     --------
@@ -107,9 +122,9 @@ def dropout(
     if not training:
         _params.check_seed(seed)
         return evaluate(x, p, mode, out)
-    # last: a Generator is drawn from only once all is valid
-    seed = _params.seed_value(seed)
     dst = _params.new_output(x) if out is None else out
+    # last: a Generator is drawn from only once all is valid and allocated
+    seed = _params.seed_value(seed)
     threshold = _params.threshold(p)
     if x.size == 0:
         return dst
@@ -192,7 +207,16 @@ def _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads):
     # The mask over the noise shape, then one pass over x applying it broadcast.
     keep = np.empty(noise, np.uint8)
     _kernel.mask_into(keep, seed, offset, threshold, n_threads)
-    sizes, mask_strides, inner_broadcast = _broadcast_groups(x.shape, noise)
+    apply_keep(x, dst, keep, scale)
+
+
+def apply_keep(x, dst, keep, scale):
+    """dst = x * scale where `keep` (uint8, 1 = kept, broadcast to x) and +0.0 elsewhere.
+
+    Trusts its caller: x a checked float array, dst its output, keep C-contiguous of a
+    shape that broadcasts to x's, scale rounded to x's arithmetic.
+    """
+    sizes, mask_strides, inner_broadcast = _broadcast_groups(x.shape, keep.shape)
 
     def kernel(src, to):
         _kernel.broadcast_into(
@@ -226,7 +250,7 @@ def _broadcast_groups(shape, noise):
 
 
 def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
-                  n_threads=None):  # fmt: skip
+                  n_threads=None, noise_shape=None):  # fmt: skip
     """Alpha dropout, for self-normalising (SELU) networks: PyTorch's AlphaDropout.
 
     A dropped element takes SELU's negative saturation value, and every element then
@@ -238,8 +262,10 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
 
     Parameters
     ----------
-    x, p, seed, training, out, offset, n_threads
-        As for dropout(). p = 0 is an exact copy, p = 1 all zeros.
+    x, p, seed, training, out, offset, n_threads, noise_shape
+        As for dropout(). p = 0 is an exact copy, p = 1 all zeros. With a noise_shape,
+        the decisions of the mask's elements are broadcast (FeatureAlphaDropout of
+        PyTorch drops whole channels this way).
 
     Returns
     -------
@@ -260,24 +286,27 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     >>> round(float(y.mean()), 2), round(float(y.var()), 2)
     (0.0, 1.0)
     """
-    n_threads = resolve_threads(n_threads)
 
-    def alpha_kernel(x, p, seed, offset):
+    def alpha_kernel(x, p, seed, offset, noise, n_threads):
         threshold = _params.threshold(p)
         if threshold == _params.THRESHOLD_ALL:
             return None  # all zeros
         a, b, c = _params.alpha_constants(p, x.dtype)
-        keep = np.empty(x.shape, np.uint8)
+        keep = np.empty(noise, np.uint8)
         _kernel.mask_into(keep, seed, offset, threshold, n_threads)
+        if noise != x.shape:
+            keep = np.ascontiguousarray(np.broadcast_to(keep, x.shape))
         return lambda src, to: _kernel.affine_into(src, to, keep, a, b, c)
 
-    return _variant(x, p, seed, training, out, offset, alpha_kernel)
+    return _variant(x, p, seed, training, out, offset, n_threads, noise_shape,
+                    alpha_kernel)  # fmt: skip
 
 
 GAUSS_CHUNK = 1 << 16  # elements per batch of stream words
 
 
-def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
+def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
+                     n_threads=None, noise_shape=None):  # fmt: skip
     """Gaussian dropout (Keras's GaussianDropout): multiply by N(1, p / (1 - p)).
 
     Each element is multiplied by ``1 + sigma z``, ``sigma = sqrt(p / (1 - p))``, with z
@@ -288,10 +317,14 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
 
     Parameters
     ----------
-    x, seed, training, out, offset
-        As for dropout().
+    x, seed, training, out, offset, n_threads
+        As for dropout(). The threads generate the stream's words; the deviates are
+        computed on the calling thread.
     p : float
         0 <= p < 1; p = 0 is an exact copy.
+    noise_shape : tuple, optional
+        As for dropout(): one factor per element of the noise shape, broadcast, the
+        factor of mask element k being that of stream element offset + k.
 
     Returns
     -------
@@ -312,7 +345,7 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
     (1.0, 1.0)
     """
 
-    def gaussian_kernel(x, p, seed, offset):
+    def gaussian_kernel(x, p, seed, offset, noise, n_threads):
         sigma = _params.gaussian_sigma(p)
 
         def kernel(src, to):
@@ -322,37 +355,48 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
                 stop = min(start + GAUSS_CHUNK, flat_src.size)
                 first = offset + start
                 count = _pairs_end(first, stop - start)
-                words = _kernel.raw_stream(seed, first & ~1, count)
+                words = _kernel.raw_stream(seed, first & ~1, count, n_threads)
                 _kernel.gauss_into(flat_src[start:stop], flat_dst[start:stop], words,
                                    deviates, first, sigma)  # fmt: skip
 
-        return kernel
+        if noise == x.shape:
+            return kernel
+        # one factor per mask element: the kernel applied to ones gives the factors
+        # exactly (1 * f is f), in the arithmetic of x's dtype (float32 for float16)
+        factors = np.ones(noise, np.float64 if x.dtype.itemsize == 8 else np.float32)
+        kernel(factors, factors)
+        return lambda src, to: np.multiply(src, factors, out=to)
 
-    return _variant(x, p, seed, training, out, offset, gaussian_kernel, "Gaussian")
+    return _variant(x, p, seed, training, out, offset, n_threads, noise_shape,
+                    gaussian_kernel, "Gaussian")  # fmt: skip
 
 
-def _variant(x, p, seed, training, out, offset, make_kernel, below_one=None):
+def _variant(x, p, seed, training, out, offset, n_threads, noise_shape, make_kernel,
+             below_one=None):  # fmt: skip
     """What alpha and Gaussian dropout share: the checks, the identity in evaluation and
     for p = 0, and float16 through float32.
 
-    make_kernel(x, p, seed, offset) gives the kernel(src, dst) of the training
-    arithmetic, or None for all zeros. below_one names a variant refusing p = 1.
+    make_kernel(x, p, seed, offset, noise, n_threads) gives the kernel(src, dst) of the
+    training arithmetic, or None for all zeros. below_one names a variant refusing
+    p = 1.
     """
     x, p, training, _, out, offset = _params.dropout_args(
         x, p, training, "inverted", out, offset
     )
     if below_one is not None and p == 1.0:
         raise ValueError(f"p must satisfy 0 <= p < 1 for {below_one} dropout, got 1.0")
+    noise = _params.noise_shape(noise_shape, x.shape)
+    n_threads = resolve_threads(n_threads)
     if not training:
         _params.check_seed(seed)
         return evaluate(x, p, "inverted", out)  # the identity
-    # last: a Generator is drawn from only once all is valid
-    seed = _params.seed_value(seed)
     dst = _params.new_output(x) if out is None else out
+    # last: a Generator is drawn from only once all is valid and allocated
+    seed = _params.seed_value(seed)
     if x.size == 0 or p == 0.0:
         np.copyto(dst, x)
         return dst
-    kernel = make_kernel(x, p, seed, offset)
+    kernel = make_kernel(x, p, seed, offset, noise, n_threads)
     if kernel is None:
         dst[...] = 0.0
     else:
@@ -365,7 +409,7 @@ def _pairs_end(first, n):
     return ((first & 1) + n + 1) & ~1
 
 
-def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
+def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None):
     """The keep mask that dropout() applies for the same seed, p and offset.
 
     Parameters
@@ -373,9 +417,7 @@ def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
     shape : int or tuple of ints
     p : float
         Probability of dropping each element, 0 <= p <= 1.
-    seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
-        As for dropout().
-    offset : int
+    seed, offset, n_threads
         As for dropout().
 
     Returns
@@ -396,10 +438,11 @@ def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
     """
     shape = _params.shape(shape)
     p = _params.probability(p)
-    offset = _params.offset(offset, int(np.prod(shape, dtype=np.int64)))
-    n_threads = resolve_threads(None)
-    seed = _params.seed_value(seed)
+    offset = _params.offset(offset, math.prod(shape))
+    n_threads = resolve_threads(n_threads)
     mask = np.empty(shape, np.bool_)
+    # last: a Generator is drawn from only once all is valid and allocated
+    seed = _params.seed_value(seed)
     threshold = _params.threshold(p)
     if mask.size == 0:
         return mask
@@ -410,3 +453,26 @@ def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
     else:
         _kernel.mask_into(mask, seed, offset, threshold, n_threads)
     return mask
+
+
+def draw_seed(seed=None):
+    """The 64-bit stream key that a call with this `seed` uses, as an int.
+
+    Draw it once to use one stream in several calls, for example a forward call and its
+    backward (``dropout(grad, p, seed=key)``), or to record the key of a ``seed=None``
+    call. Takes every seed that dropout() takes; a Generator, BitGenerator,
+    RandomState or the ``numpy.random`` module advances by one 64-bit draw, and None
+    draws fresh OS entropy, exactly as a dropout call would.
+
+    Examples
+    --------
+    >>> import numpy as np, cdropout
+    >>> cdropout.draw_seed(42)
+    42
+    >>> key = cdropout.draw_seed(np.random.default_rng(0))
+    >>> x = np.ones(6)
+    >>> y = cdropout.dropout(x, 0.5, seed=key)
+    >>> bool(np.array_equal(cdropout.dropout(np.ones(6), 0.5, seed=key), y))
+    True
+    """
+    return _params.seed_value(seed)

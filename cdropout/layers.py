@@ -1,5 +1,8 @@
 """The Dropout layer: train/eval modes, per-call streams, a mask-free backward."""
 
+import numbers
+import threading
+
 import numpy as np
 
 from cdropout import _kernel, _params
@@ -17,7 +20,7 @@ class Dropout:
         inverted (PyTorch, Keras, Flax): training scales kept elements by 1/(1-p) and
         evaluation is the identity. classic (Srivastava et al. 2014): training keeps
         elements as they are and evaluation multiplies by 1-p.
-    seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
+    seed : None, int, or any seed that cdropout.dropout takes
         Resolved once, here, to a 64-bit layer seed (None: fresh OS entropy; a Generator
         gives one draw). Forward call number k in training uses the stream
         ``cdropout._kernel.call_seed(seed, k)``: successive calls differ, and the whole
@@ -32,15 +35,31 @@ class Dropout:
     Attributes
     ----------
     training : bool
-        True at first; ``train()`` and ``eval()`` switch it.
+        True at first; ``train()`` and ``eval()`` switch it. ``layer(x, training=...)``
+        overrides it for one call, as Keras layers do.
+    calls : int
+        The number of the next training call's stream: the count of training calls so
+        far, unless set. Settable: rewinding it (``layer.calls -= 1``) makes the next
+        call draw the mask of the previous one, as a numerical gradient check needs.
 
     Notes
     -----
     ``backward(grad)`` returns the gradient with respect to the input of the last
-    forward call. It regenerates that call's mask from its stream instead of storing
-    it, so a layer holds a few numbers, never an array. The whole state (seed, call
-    counter, mode, training flag, last call) survives pickling, so a run resumes with
-    the same masks.
+    forward call made by the calling thread. It regenerates that call's mask from its
+    stream instead of storing it, so a layer holds a few numbers, never an array. The
+    whole state (seed, call counter, mode, training flag, last call) survives pickling,
+    so a run resumes with the same masks.
+
+    A layer may be called from several threads at once: each training call takes its
+    own call number atomically, so no two calls share a mask (which thread gets which
+    number depends on who comes first).
+
+    To check the gradient numerically, rewind the counter before each forward call, so
+    that every evaluation of the loss sees the same mask::
+
+        def loss(x):
+            layer.calls = k  # the same stream for every evaluation
+            return float(np.sum(layer(x) * weights))
 
     MC dropout (dropout kept on at inference, to sample predictions) is the layer in
     training mode: each call draws a fresh mask.
@@ -50,7 +69,7 @@ class Dropout:
     >>> import numpy as np, cdropout
     >>> layer = cdropout.Dropout(0.5, seed=0)
     >>> layer
-    Dropout(p=0.5, mode='inverted')
+    Dropout(p=0.5, inplace=False, mode='inverted')
     >>> y = layer(np.ones(6))
     >>> sorted(set(y.tolist()))
     [0.0, 2.0]
@@ -64,20 +83,78 @@ class Dropout:
     def __init__(self, p=0.5, *, mode="inverted", seed=None, inplace=False,
                  noise_shape=None):  # fmt: skip
         self.p = _params.probability(p)
+        self._check_p()
         self.mode = _params.mode(mode)
         self.inplace = _params.flag(inplace, "inplace")
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.noise_shape = _params.noise_spec(noise_shape)
+        # last: a Generator is drawn from only once all is valid
         self.seed = _params.seed_value(seed)
         self.training = True
-        # training forward calls so far: the next one uses stream `calls`
-        self.calls = 0
-        self._last = None  # (stream seed or None in evaluation, shape) of the last call
+        self._calls = 0  # the stream number of the next training call
+        self._lock = threading.Lock()
+        # per thread: (stream seed or None in evaluation, shape) of its last call
+        self._local = threading.local()
 
-    def __repr__(self):
-        extra = ", inplace=True" if self.inplace else ""
+    def _check_p(self):
+        """A variant's further condition on p (Gaussian dropout refuses p = 1)."""
+
+    @property
+    def calls(self):
+        """The stream number of the next training call (settable, to replay masks)."""
+        return self._calls
+
+    @calls.setter
+    def calls(self, value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, numbers.Integral
+        ):
+            raise TypeError(f"calls must be an int, got {type(value).__name__}")
+        if not (0 <= value < 2**64):
+            raise ValueError(f"calls must satisfy 0 <= calls < 2**64, got {value}")
+        with self._lock:
+            self._calls = int(value)
+
+    def _take_call_number(self):
+        with self._lock:
+            number = self._calls
+            self._calls = (number + 1) % 2**64
+        return number
+
+    @property
+    def _last(self):
+        return getattr(self._local, "last", None)
+
+    @_last.setter
+    def _last(self, value):
+        self._local.last = value
+
+    def __getstate__(self):
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_local")}
+        state["_last"] = self._last  # the pickling thread's last call
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        if "calls" in state:  # pickled by cdropout 0.1, where it was a plain attribute
+            state["_calls"] = state.pop("calls")
+        last = state.pop("_last", None)
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._last = last
+
+    def _extra_repr(self):
+        """What the repr shows after p and inplace (PyTorch's order)."""
+        extra = f", mode={self.mode!r}"
         if self.noise_shape is not None:
             extra += f", noise_shape={self.noise_shape!r}"
-        return f"Dropout(p={self.p!r}, mode={self.mode!r}{extra})"
+        return extra
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(p={self.p!r}, inplace={self.inplace!r}"
+            f"{self._extra_repr()})"
+        )
 
     def train(self, mode=True):
         """Set training mode (or evaluation with ``mode=False``); return the layer."""
@@ -94,16 +171,22 @@ class Dropout:
             x, self.p, mode=self.mode, noise_shape=self.noise_shape, **kwargs
         )
 
-    def forward(self, x):
-        """The layer's output for `x` in its mode (training draws the next stream)."""
+    def forward(self, x, training=None):
+        """The layer's output for `x`: in the layer's mode, or in training if
+        `training` is True and in evaluation if False (for this call only)."""
+        training = self.training if training is None else _params.flag(
+            training, "training"
+        )
+        # checked before a call number is taken: a refused input consumes no stream
+        x = _params.writeable_input(x) if self.inplace else _params.float_array(x)
+        _params.noise_shape(self.noise_shape, x.shape)
         out = x if self.inplace else None
-        if not self.training:
+        if not training:
             y = self._apply(x, training=False, out=out)
             self._last = (None, y.shape)
             return y
-        stream = _kernel.call_seed(self.seed, self.calls)
+        stream = _kernel.call_seed(self.seed, self._take_call_number())
         y = self._apply(x, seed=stream, out=out)
-        self.calls += 1  # after the call: a refused input consumes no stream
         self._last = (stream, y.shape)
         return y
 
@@ -114,7 +197,7 @@ class Dropout:
         if self._last is None:
             raise RuntimeError("backward() needs a forward call first; none was made")
         stream, shape = self._last
-        grad = _params.float_array(grad)
+        grad = _params.float_array(grad, "grad")
         if grad.shape != shape:
             raise ValueError(
                 f"grad must have the shape {shape} of the last forward output, "
@@ -146,21 +229,20 @@ class AlphaDropout(Dropout):
     >>> import numpy as np, cdropout
     >>> layer = cdropout.AlphaDropout(0.1, seed=0)
     >>> layer
-    AlphaDropout(p=0.1)
+    AlphaDropout(p=0.1, inplace=False)
     >>> y = layer(np.zeros(4))
     >>> layer.eval()(np.zeros(2))
     array([0., 0.])
     """
 
-    def __init__(self, p=0.5, *, seed=None, inplace=False):
-        super().__init__(p, seed=seed, inplace=inplace)
+    def __init__(self, p=0.5, *, seed=None, inplace=False, noise_shape=None):
+        super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape)
 
-    def __repr__(self):
-        extra = ", inplace=True" if self.inplace else ""
-        return f"AlphaDropout(p={self.p!r}{extra})"
+    def _extra_repr(self):
+        return "" if self.noise_shape is None else f", noise_shape={self.noise_shape!r}"
 
     def _apply(self, x, **kwargs):
-        return alpha_dropout(x, self.p, **kwargs)
+        return alpha_dropout(x, self.p, noise_shape=self.noise_shape, **kwargs)
 
     def backward(self, grad):
         """The gradient with respect to the input of the last forward call."""
@@ -170,7 +252,8 @@ class AlphaDropout(Dropout):
         a, _, _ = (
             _params.alpha_constants(self.p, grad.dtype) if self.p < 1 else (0, 0, 0)
         )
-        keep = dropout_mask(grad.shape, self.p, seed=stream)
+        keep = dropout_mask(_params.noise_shape(self.noise_shape, grad.shape), self.p,
+                            seed=stream)  # fmt: skip
         compute = np.float32 if grad.dtype.itemsize <= 4 else np.float64
         result = np.where(keep, grad.astype(compute) * compute(a), compute(0.0))
         return result.astype(grad.dtype.newbyteorder("="))
@@ -188,20 +271,20 @@ class GaussianDropout(Dropout):
     >>> import numpy as np, cdropout
     >>> layer = cdropout.GaussianDropout(0.2, seed=0)
     >>> layer
-    GaussianDropout(p=0.2)
+    GaussianDropout(p=0.2, inplace=False)
     >>> g = layer.backward(layer(np.ones(3)) * 0 + 1)  # the factors of that call
     >>> bool(np.array_equal(g, layer.backward(np.ones(3))))
     True
     """
 
-    def __init__(self, p=0.5, *, seed=None, inplace=False):
-        super().__init__(p, seed=seed, inplace=inplace)
+    def __init__(self, p=0.5, *, seed=None, inplace=False, noise_shape=None):
+        super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape)
+
+    def _check_p(self):
         if self.p == 1.0:
             raise ValueError("p must satisfy 0 <= p < 1 for Gaussian dropout, got 1.0")
 
-    def __repr__(self):
-        extra = ", inplace=True" if self.inplace else ""
-        return f"GaussianDropout(p={self.p!r}{extra})"
+    _extra_repr = AlphaDropout._extra_repr
 
     def _apply(self, x, **kwargs):
-        return gaussian_dropout(x, self.p, **kwargs)
+        return gaussian_dropout(x, self.p, noise_shape=self.noise_shape, **kwargs)

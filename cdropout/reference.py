@@ -15,6 +15,8 @@ It works on NumPy uint64 and uint32 arrays, vectorised over blocks and lanes, so
 wraparound is silent and 1e6 elements take a fraction of a second.
 """
 
+import math
+
 import numpy as np
 
 from cdropout import _params
@@ -87,6 +89,11 @@ def _flat_native_copy(x):
     return np.array(x, dtype=x.dtype.newbyteorder("="), order="C").reshape(-1)
 
 
+def _broadcast_flat(values, noise, shape):
+    """Values of the mask's elements (C order), broadcast to x's shape, flat."""
+    return np.broadcast_to(values.reshape(noise), shape).reshape(-1)
+
+
 def _shaped_into(flat, shape, out):
     """The result of shape `shape`: a new array, or written into `out`."""
     result = flat.reshape(shape)
@@ -136,8 +143,7 @@ def dropout(
     seed = _params.seed_value(seed)
     flat = _flat_native_copy(x)
     if p > 0.0:  # p = 0 is an exact copy: not even a multiply by 1
-        keep = _keep(seed, p, offset, int(np.prod(noise, dtype=np.int64)))
-        keep = np.broadcast_to(keep.reshape(noise), x.shape).reshape(-1)
+        keep = _broadcast_flat(_keep(seed, p, offset, math.prod(noise)), noise, x.shape)
         if p < 1.0:
             scale = _params.training_scale(p, mode, x.dtype)
             with np.errstate(over="ignore", invalid="ignore"):  # inf, as in the kernel
@@ -154,7 +160,7 @@ def dropout(
 
 
 def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
-                  n_threads=None):  # fmt: skip
+                  n_threads=None, noise_shape=None):  # fmt: skip
     """Pure NumPy twin of cdropout.alpha_dropout: the same arguments and the same bytes.
 
     Kept elements become x * a + b (a multiply, then an add, in the dtype's arithmetic:
@@ -171,6 +177,7 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     x, p, training, _, out, offset = _params.dropout_args(
         x, p, training, "inverted", out, offset
     )
+    noise = _params.noise_shape(noise_shape, x.shape)
     resolve_threads(n_threads)
     if not training:
         _params.check_seed(seed)
@@ -180,7 +187,7 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     if p > 0.0 and _params.threshold(p) == _params.THRESHOLD_ALL:
         flat = np.zeros_like(flat)
     elif p > 0.0:  # p = 0 is an exact copy
-        keep = _keep(seed, p, offset, flat.size)
+        keep = _broadcast_flat(_keep(seed, p, offset, math.prod(noise)), noise, x.shape)
         a, b, c = _params.alpha_constants(p, x.dtype)
         compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
@@ -250,7 +257,8 @@ def standard_normal(seed, offset, n):
     return np.where(k & 1, r * sine, r * cosine)
 
 
-def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
+def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
+                     n_threads=None, noise_shape=None):  # fmt: skip
     """Pure NumPy twin of cdropout.gaussian_dropout: the same arguments and bytes.
 
     Examples
@@ -266,22 +274,23 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0):
     )
     if p == 1.0:
         raise ValueError("p must satisfy 0 <= p < 1 for Gaussian dropout, got 1.0")
+    noise = _params.noise_shape(noise_shape, x.shape)
+    resolve_threads(n_threads)
     if not training:
         _params.check_seed(seed)
         return evaluate(x, p, "inverted", out)
     seed = _params.seed_value(seed)
     flat = _flat_native_copy(x)
     if p > 0.0 and flat.size:
-        factor = 1.0 + _params.gaussian_sigma(p) * standard_normal(
-            seed, offset, flat.size
-        )
+        z = standard_normal(seed, offset, math.prod(noise))
+        factor = _broadcast_flat(1.0 + _params.gaussian_sigma(p) * z, noise, x.shape)
         compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
             flat = (flat.astype(compute) * factor.astype(compute)).astype(flat.dtype)
     return _shaped_into(flat, x.shape, out)
 
 
-def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
+def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None):
     """Pure NumPy twin of cdropout.dropout_mask: the same arguments and the same bytes.
 
     Examples
@@ -292,7 +301,8 @@ def dropout_mask(shape, p=0.5, *, seed=None, offset=0):
     """
     shape = _params.shape(shape)
     p = _params.probability(p)
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     offset = _params.offset(offset, size)
+    resolve_threads(n_threads)
     seed = _params.seed_value(seed)
     return _keep(seed, p, offset, size).reshape(shape)

@@ -1,5 +1,7 @@
 """Weight rescaling between the two dropout conventions (plain NumPy)."""
 
+import numbers
+
 import numpy as np
 
 from cdropout import _params
@@ -30,7 +32,8 @@ def rescale_weights(weights, p, *, axis, from_mode, to_mode):
     Returns
     -------
     ndarray
-        New rescaled weights of the same dtype; `weights` is left alone. Biases are not
+        New rescaled weights of the same dtype in native byte order, a plain ndarray
+        (np.matrix input included); `weights` is left alone. Biases are not
         inputs of dropped units and are never rescaled: do not pass them here.
 
     Raises
@@ -58,12 +61,17 @@ def rescale_weights(weights, p, *, axis, from_mode, to_mode):
     """
     from_mode = _params.mode(from_mode)
     to_mode = _params.mode(to_mode)
-    weights = _params.float_array(weights)
-    axis = np.lib.array_utils.normalize_axis_index(axis, weights.ndim, "axis")
+    # a plain array (float_array drops subclasses): with np.matrix the product below
+    # would be a matrix product
+    weights = _params.float_array(weights, "weights")
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}")
+    axis = np.lib.array_utils.normalize_axis_index(int(axis), weights.ndim, "axis")
     units = weights.shape[axis]
     keep = 1.0 - _probabilities(p, units)
+    native = weights.dtype.newbyteorder("=")
     if from_mode == to_mode:
-        return weights.copy()
+        return weights.astype(native)  # a copy, in native byte order as below
     if from_mode == "inverted" and np.any(keep == 0.0):
         raise ValueError(
             "p must be below 1 to convert inverted weights to classic ones: dividing "
@@ -75,7 +83,7 @@ def rescale_weights(weights, p, *, axis, from_mode, to_mode):
     shape[axis] = units
     factor = np.broadcast_to(factor, units).reshape(shape)
     # float64 arithmetic, rounded once to the dtype of the weights
-    return (weights.astype(np.float64) * factor).astype(weights.dtype.newbyteorder("="))
+    return (weights.astype(np.float64) * factor).astype(native)
 
 
 def _probabilities(p, units):

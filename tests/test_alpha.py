@@ -65,7 +65,7 @@ def test_layer_forward_backward_and_modes():
     from _pure_stream import call_seed
 
     layer = cdropout.AlphaDropout(0.25, seed=8)
-    assert repr(layer) == "AlphaDropout(p=0.25)"
+    assert repr(layer) == "AlphaDropout(p=0.25, inplace=False)"
     x = np.random.default_rng(4).standard_normal(3000)
     y = layer(x)
     assert_same_bytes(y, cdropout.alpha_dropout(x, 0.25, seed=call_seed(8, 0)))

@@ -101,5 +101,32 @@ def test_the_layer_takes_a_noise_shape_and_its_backward_follows_it():
     assert np.all(y == y[:, :, :1, :1])
     assert np.array_equal(layer.backward(np.ones_like(x)), y)
     assert (
-        repr(layer) == "Dropout(p=0.5, mode='inverted', noise_shape=(None, None, 1, 1))"
+        repr(layer)
+        == "Dropout(p=0.5, inplace=False, mode='inverted', noise_shape=(None, None, 1, 1))"
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(
+    "noise_shape", [(None, 1, None), (1, 1, 1), (None, None, 1), (4, 1, 1)]
+)
+@pytest.mark.parametrize("variant", ["alpha_dropout", "gaussian_dropout"])
+def test_alpha_and_gaussian_dropout_take_a_noise_shape(variant, noise_shape, dtype):
+    x = np.random.default_rng(3).standard_normal((4, 5, 6)).astype(dtype)
+    function, twin = getattr(cdropout, variant), getattr(reference, variant)
+    y = function(x, 0.4, seed=5, noise_shape=noise_shape, offset=3)
+    assert_same_bytes(y, twin(x, 0.4, seed=5, noise_shape=noise_shape, offset=3))
+    full = function(np.ones((4, 5, 6), dtype), 0.4, seed=5, noise_shape=noise_shape)
+    for axis, dim in enumerate(noise_shape):
+        if dim == 1:  # one decision or factor broadcast along the axis
+            assert np.all(full == full.take([0], axis=axis))
+
+
+def test_the_noise_shaped_variants_layers_follow_their_noise_shape():
+    x = np.ones((2, 3, 8))
+    for layer in (cdropout.AlphaDropout(0.5, seed=1, noise_shape=(None, None, 1)),
+                  cdropout.GaussianDropout(0.5, seed=1, noise_shape=(None, None, 1))):
+        y = layer(x)
+        assert np.all(y == y[:, :, :1])
+        g = layer.backward(np.ones_like(x))
+        assert np.all(g == g[:, :, :1])

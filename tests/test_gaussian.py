@@ -79,7 +79,7 @@ def test_layer_backward_multiplies_by_the_same_factors():
     from _pure_stream import call_seed
 
     layer = cdropout.GaussianDropout(0.3, seed=4)
-    assert repr(layer) == "GaussianDropout(p=0.3)"
+    assert repr(layer) == "GaussianDropout(p=0.3, inplace=False)"
     x = np.random.default_rng(5).standard_normal(1000)
     y = layer(x)
     assert_same_bytes(y, cdropout.gaussian_dropout(x, 0.3, seed=call_seed(4, 0)))

@@ -33,9 +33,10 @@ def test_starts_in_training_and_train_eval_return_the_layer():
 
 
 def test_repr():
-    assert repr(cdropout.Dropout()) == "Dropout(p=0.5, mode='inverted')"
+    # inplace always shown, right after p, as PyTorch's Dropout shows it
+    assert repr(cdropout.Dropout()) == "Dropout(p=0.5, inplace=False, mode='inverted')"
     layer = cdropout.Dropout(0.25, mode="classic", inplace=True, seed=1)
-    assert repr(layer) == "Dropout(p=0.25, mode='classic', inplace=True)"
+    assert repr(layer) == "Dropout(p=0.25, inplace=True, mode='classic')"
 
 
 @pytest.mark.parametrize("mode", ["inverted", "classic"])
@@ -162,3 +163,55 @@ def test_a_refused_input_consumes_no_stream():
     with pytest.raises(TypeError):
         layer(np.arange(4))
     assert layer.calls == 0
+
+
+def test_calls_is_settable_so_a_gradient_check_sees_one_mask():
+    # the numerical gradient of sum(layer(x) * w) rewinds the counter before each
+    # evaluation, as the docstring says; it matches the analytic backward
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(50), rng.standard_normal(50)
+    layer = cdropout.Dropout(0.3, seed=4)
+
+    def loss(values):
+        layer.calls = 7
+        return float(np.sum(layer(values) * w))
+
+    loss(x)
+    analytic = layer.backward(w)
+    numeric = np.empty_like(x)
+    for i in range(x.size):
+        step = np.zeros_like(x)
+        step[i] = 1e-6
+        numeric[i] = (loss(x + step) - loss(x - step)) / 2e-6
+    assert np.allclose(numeric, analytic, atol=1e-7)
+    assert layer.calls == 8
+
+
+@pytest.mark.parametrize("value", [-1, 2**64, 1.0, True, "3"])
+def test_calls_refuses_what_is_not_a_stream_number(value):
+    layer = cdropout.Dropout(0.5, seed=0)
+    with pytest.raises((TypeError, ValueError), match="calls"):
+        layer.calls = value
+    assert layer.calls == 0
+
+
+def test_a_call_may_override_the_training_flag_as_in_keras():
+    layer = cdropout.Dropout(0.5, seed=2).eval()
+    x = np.ones(100)
+    y = layer(x, training=True)
+    assert layer.calls == 1 and set(np.unique(y)) == {0.0, 2.0}
+    assert layer.training is False
+    assert np.array_equal(cdropout.Dropout(0.5, seed=2)(x, training=False), x)
+    with pytest.raises(TypeError, match="training"):
+        layer(x, training="yes")
+
+
+def test_a_layer_pickled_by_version_0_1_resumes_its_stream():
+    layer = cdropout.Dropout(0.5, seed=9)
+    state = {"p": 0.5, "mode": "inverted", "inplace": False, "noise_shape": None,
+             "seed": 9, "training": True, "calls": 5, "_last": None}  # fmt: skip
+    old = cdropout.Dropout.__new__(cdropout.Dropout)
+    old.__setstate__(state)
+    layer.calls = 5
+    assert old.calls == 5
+    assert_same_bytes(old(np.ones(64)), layer(np.ones(64)))

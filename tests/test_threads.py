@@ -1,6 +1,9 @@
 """Threads and processes: concurrent Python threads, the GIL released, fork safety."""
 
 import multiprocessing
+import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -109,3 +112,35 @@ except KeyboardInterrupt:
     assert (
         line[2] == "True"
     )  # the tail was not reached: a prefix is done, the rest as it was
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset")
+def test_thread_counts_follow_the_cpus_this_process_may_use():
+    # scikit-learn's rule: -1 and None count the affinity mask, not os.cpu_count()
+    code = (
+        "from cdropout import _threads; "
+        "print(_threads.USABLE_CPUS, _threads.resolve_threads(-1), "
+        "_threads.resolve_threads(None))"
+    )
+    run = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert run.stdout.split() == ["1", "1", "1"]
+
+
+def test_the_cgroup_quota_caps_the_usable_cpus(tmp_path):
+    from cdropout import _threads
+
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert _threads._cgroup_cpu_quota(str(tmp_path)) == 2
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert _threads._cgroup_cpu_quota(str(tmp_path)) is None
+    assert _threads._cgroup_cpu_quota(str(tmp_path / "missing")) is None
+
+
+def test_gaussian_dropout_and_dropout_mask_take_n_threads():
+    x = np.ones(300_000)
+    for n in (1, 2, -1, None):
+        assert_same_bytes(cdropout.gaussian_dropout(x, 0.3, seed=1, n_threads=n),
+                          cdropout.gaussian_dropout(x, 0.3, seed=1))  # fmt: skip
+        assert_same_bytes(cdropout.dropout_mask(x.shape, 0.3, seed=1, n_threads=n),
+                          cdropout.dropout_mask(x.shape, 0.3, seed=1))  # fmt: skip
