@@ -191,8 +191,9 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
     checked and run here, in C: a native, aligned, C-contiguous, non-empty float32 or
     float64 ndarray; out None or x itself; a Python float 0 < p < 1; a Python int seed
     in [0, 2**64); training True; a known mode; offset 0; n_threads None or a Python
-    int in [1, cdropout._threads.MAX_THREADS]. Every other call, valid or not, gets NotImplemented and goes through
-    cdropout.functional, which checks it fully and gives the same bytes.
+    int in [1, cdropout._threads.MAX_THREADS]. Every other call, valid or not, gets
+    NotImplemented and goes through cdropout.functional, which checks it fully and
+    gives the same bytes.
     """
     return _dropout_fast(x, p, seed, training, mode, out, offset, n_threads)
 

@@ -29,7 +29,7 @@ def probability(p):
 
 
 def mode(value):
-    if value not in MODES:
+    if not isinstance(value, str) or value not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {value!r}")
     return value
 
@@ -247,7 +247,9 @@ def shape(value):
     if any(d < 0 for d in dims):
         raise ValueError(f"shape must hold non-negative sizes, got {value!r}")
     if len(dims) > 64:
-        raise ValueError(f"shape must have at most 64 axes (NumPy's limit), got {len(dims)}")
+        raise ValueError(
+            f"shape must have at most 64 axes (NumPy's limit), got {len(dims)}"
+        )
     if math.prod(int(d) for d in dims) >= SIZE_LIMIT:
         raise ValueError(f"shape must hold fewer than 2**63 elements, got {value!r}")
     return tuple(int(d) for d in dims)

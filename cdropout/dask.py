@@ -93,7 +93,11 @@ def _runs(starts, block_shape, shape):
     # The block's last axes that span the whole array, with the one before them, are
     # runs of consecutive flat indices; the axes before those index the runs.
     split = len(shape)
-    while split > 0 and starts[split - 1] == 0 and block_shape[split - 1] == shape[split - 1]:
+    while (
+        split > 0
+        and starts[split - 1] == 0
+        and block_shape[split - 1] == shape[split - 1]
+    ):
         split -= 1
     split = max(split - 1, 0)
     strides = [math.prod(shape[k + 1 :]) for k in range(len(shape))]
@@ -120,14 +124,17 @@ def _drop_chunk(block, starts, shape, p, seed, mode):
 
 
 def _drop_chunk_broadcast(block, starts, noise, p, seed, mode):
-    """Dropout of one chunk with a mask of shape `noise` broadcast over the array: the
-    chunk's part of the mask, run by run, then applied as cdropout.dropout applies it."""
+    """Dropout of one chunk with a mask of shape `noise` broadcast over the array:
+    the chunk's part of the mask, run by run, applied as cdropout.dropout applies it."""
     out = np.empty(block.shape, block.dtype.newbyteorder("="))
     if block.size == 0 or p == 0.0:  # p = 0: an exact copy, as cdropout.dropout
         np.copyto(out, block)
         return out
-    mask_starts = [0 if n == 1 else s for n, s in zip(noise, starts, strict=True)]
-    mask_shape = tuple(1 if n == 1 else b for n, b in zip(noise, block.shape, strict=True))
+    broadcast = [n == 1 for n in noise]
+    mask_starts = [0 if b else s for b, s in zip(broadcast, starts, strict=True)]
+    mask_shape = tuple(
+        1 if b else size for b, size in zip(broadcast, block.shape, strict=True)
+    )
     keep = np.empty(mask_shape, np.uint8)
     run, offsets = _runs(mask_starts, mask_shape, noise)
     rows = keep.reshape(-1, run)

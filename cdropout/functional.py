@@ -41,7 +41,7 @@ def dropout(
         Any shape (0-d and empty included), any strides and byte order.
     p : float
         Probability of dropping each element, 0 <= p <= 1.
-    seed : None, int, sequence of ints, SeedSequence, BitGenerator, Generator, RandomState
+    seed : None, int, sequence of ints, SeedSequence, BitGenerator, Generator, ...
         The stream's key: an int in [0, 2**64) is the key itself; a sequence of
         non-negative ints goes through numpy.random.SeedSequence, as default_rng does;
         a SeedSequence gives its first 64-bit state word; a Generator, BitGenerator,
@@ -211,7 +211,7 @@ def _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads):
 
 
 def apply_keep(x, dst, keep, scale):
-    """dst = x * scale where `keep` (uint8, 1 = kept, broadcast to x) and +0.0 elsewhere.
+    """dst = x * scale where `keep` (uint8, 1 = kept, broadcast to x), +0.0 elsewhere.
 
     Trusts its caller: x a checked float array, dst its output, keep C-contiguous of a
     shape that broadcasts to x's, scale rounded to x's arithmetic.

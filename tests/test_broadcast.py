@@ -102,7 +102,8 @@ def test_the_layer_takes_a_noise_shape_and_its_backward_follows_it():
     assert np.array_equal(layer.backward(np.ones_like(x)), y)
     assert (
         repr(layer)
-        == "Dropout(p=0.5, inplace=False, mode='inverted', noise_shape=(None, None, 1, 1))"
+        == "Dropout(p=0.5, inplace=False, mode='inverted', "
+        "noise_shape=(None, None, 1, 1))"
     )
 
 

@@ -77,3 +77,16 @@ def test_a_local_cluster_of_processes_gives_the_same_bytes():
         lazy = cdask.dropout(da.from_array(x, chunks=(10, 25)), 0.4, seed=7)
         result = client.compute(lazy).result(timeout=120)
     assert_same_bytes(result, cdropout.dropout(x, 0.4, seed=7))
+
+
+@pytest.mark.parametrize("chunks", [(2, 3, 4), (3, 1, 5), (5, 7, 2)])
+@pytest.mark.parametrize(
+    "noise_shape", [(None, 1, None), (1, None, 1), (None, None, 1)]
+)
+@pytest.mark.parametrize("p", [0.0, 0.4, 1.0])
+def test_a_noise_shape_gives_numpys_bytes_for_any_chunking(chunks, noise_shape, p):
+    x = np.random.default_rng(4).standard_normal((5, 7, 6)).astype(np.float32)
+    lazy = cdropout.dask.dropout(da.from_array(x, chunks=chunks), p, seed=3,
+                                 noise_shape=noise_shape)  # fmt: skip
+    expected = cdropout.dropout(x, p, seed=3, noise_shape=noise_shape)
+    assert_same_bytes(lazy.compute(), expected)
