@@ -28,6 +28,22 @@ def _choose_isa():
 
 ISA_PATH = _choose_isa()
 
+PREFETCH_CHOICES = ("auto", "far", "near")
+
+
+def _choose_prefetch():
+    """The out-of-cache prefetch: by vendor (auto), or forced by CDROPOUT_PREFETCH."""
+    requested = os.environ.get("CDROPOUT_PREFETCH", "auto").strip().lower() or "auto"
+    if requested not in PREFETCH_CHOICES:
+        raise ValueError(
+            f"CDROPOUT_PREFETCH must be one of {', '.join(PREFETCH_CHOICES)}, "
+            f"got {requested!r}"
+        )
+    return _kernel.use_prefetch(requested)
+
+
+PREFETCH = _choose_prefetch()
+
 
 def openmp_enabled():
     """Whether cdropout was built with OpenMP.
@@ -60,10 +76,27 @@ def config():
         "openmp": "on" if omp else "off (serial build; identical results)",
         "default threads": str(_kernel.default_threads()) if omp else "1",
         "isa path": f"{_kernel.isa_path()} (best on this CPU: {_kernel.best_isa()})",
+        "cpu": cpu_model(),
+        "prefetch": f"{_kernel.prefetch_kind()} (CDROPOUT_PREFETCH: far, near, auto)",
         "generator": (
             f"xoshiro128++, {_kernel.LANES} lanes, blocks of {_kernel.BLOCK} elements"
         ),
     }
+
+
+def cpu_model():
+    """The CPU's model name (and family/model numbers), for every speed figure."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            fields = dict(
+                line.split(":", 1) for line in file.read().split("\n\n")[0].splitlines()
+                if ":" in line
+            )
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    name = fields.get("model name", platform.machine())
+    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
 def show_config():

@@ -408,6 +408,32 @@ def set_thread_limits(int usable_cpus, int max_threads):
     _max_threads = max(max_threads, 1)
 
 
+def scale_floor(cnp.ndarray src, cnp.ndarray dst, double scale, int n_threads):
+    """dst = src * scale over OpenMP threads: the benchmark's parallel floor.
+
+    The memory traffic of dropout with none of its work, split among threads as the
+    dropout loops split it (a static schedule), since NumPy's multiply runs on one
+    thread. Trusts its caller: native, C-contiguous float32 or float64 arrays of one
+    dtype and size. Not a public API.
+    """
+    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(src)
+    cdef float s32 = <float>scale
+    cdef const float *a32
+    cdef float *b32
+    cdef const double *a64
+    cdef double *b64
+    if cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32:
+        a32, b32 = <const float *>cnp.PyArray_DATA(src), <float *>cnp.PyArray_DATA(dst)
+        with nogil:
+            for i in prange(n, schedule="static", num_threads=n_threads):
+                b32[i] = a32[i] * s32
+    else:
+        a64, b64 = <const double *>cnp.PyArray_DATA(src), <double *>cnp.PyArray_DATA(dst)
+        with nogil:
+            for i in prange(n, schedule="static", num_threads=n_threads):
+                b64[i] = a64[i] * scale
+
+
 def mark_forked_child():
     """Run serially from now on: called in a child process right after fork()."""
     global _in_forked_child
@@ -437,6 +463,23 @@ def use_isa(int level):
     global _path
     _path = cdr_select_isa(level)
     return _path.name.decode()
+
+
+def use_prefetch(str kind):
+    """Prefetch the source "far" (prefetchnta, half a block), "near" (prefetcht1, 1 KB)
+    or as the CPU's vendor wants ("auto"); return the kind in use. At import, by
+    cdropout._config (CDROPOUT_PREFETCH); the bytes never depend on it."""
+    global cdr_prefetch_far
+    if kind == "auto":
+        cdr_prefetch_far = cdr_vendor_prefetch_far()
+    else:
+        cdr_prefetch_far = kind == "far"
+    return prefetch_kind()
+
+
+def prefetch_kind():
+    """How the out-of-cache loop prefetches: "far" or "near"."""
+    return "far" if cdr_prefetch_far else "near"
 
 
 def isa_path():

@@ -145,13 +145,11 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
 
 /*
  * The dropout of one block's elements [first, first + n), for one float type.
- * Each step asks for the source half a block ahead: the hardware prefetcher alone left
- * in-place calls out of cache at 1.05-1.2x the floor, the prefetch brings them to
- * 0.86-1.0x (float32 and float64, 1e7 and 1e8, this project's AMD machine; out of place
- * no change either way, 1024 and 4096 elements ahead no better). A prefetch never
- * faults, so running past the array's end is harmless.
+ * Each step asks for the source ahead of the loop, as cdr_prefetch_far chooses (see
+ * _xorshift.h): half a block ahead without polluting the caches (prefetchnta) on AMD,
+ * 1 KB ahead into L2 (prefetcht1) elsewhere. A prefetch never faults, so running past
+ * the array's end is harmless; the branch goes the same way for a whole process.
  */
-#define CDR_PREFETCH_AHEAD (CDR_BLOCK / 2)
 #define CDR_DEFINE_DROP(NAME, FLOAT, UINT, SELECT)                                         \
     static void P_(NAME)(const FLOAT *src, FLOAT *dst, uint64_t key, uint64_t first,       \
                          int64_t n, uint32_t threshold, FLOAT scale)                       \
@@ -159,7 +157,10 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
         typedef UINT cdr_bits; /* the float's bits, for CDR_DROP_ONE */                    \
         const u32v t = (u32v){0} + threshold;                                              \
         CDR_WALK(                                                                          \
-            __builtin_prefetch(src + i + CDR_PREFETCH_AHEAD, 0, 0);                        \
+            if (cdr_prefetch_far)                                                          \
+                __builtin_prefetch(src + i + CDR_BLOCK / 2, 0, 0);                         \
+            else                                                                           \
+                __builtin_prefetch((const char *)(src + i) + CDR_PREFETCH_NEAR, 0, 2);     \
             for (int v = 0; v < NV; v++)                                                   \
                 SELECT(dst + i + v * CDR_VW, src + i + v * CDR_VW, scale, u[v], t);,       \
             CDR_DROP_ONE);                                                                 \
@@ -203,7 +204,6 @@ CDR_DEFINE_PAIR(cdr_drop2_f64_, double, CDR_SELECT_F64)
 
 #undef CDR_DEFINE_DROP
 #undef CDR_DEFINE_PAIR
-#undef CDR_PREFETCH_AHEAD
 #undef CDR_SELECT_F32
 #undef CDR_SELECT_F64
 #undef CDR_DROP_ONE
