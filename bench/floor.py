@@ -29,7 +29,8 @@ def _best(call, repeats):
 
 
 def measure(dtype, n, threads, repeats):
-    """ns per element of the floor and of each prefetch choice (min of interleaved runs)."""
+    """ns per element of the floor and each prefetch choice (min over interleaved runs)
+    """
     x = np.ones(n, dtype)
     threshold = _params.threshold(0.5)
     floor = (
@@ -60,7 +61,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     chosen = _kernel.prefetch_kind()
     print(f"cpu: {_config.cpu_model()}; isa path {_kernel.isa_path()}; "
-          f"cdropout {cdropout.__version__}; prefetch chosen at import: {chosen}")  # fmt: skip
+          f"cdropout {cdropout.__version__}; prefetch at import: {chosen}")  # fmt: skip
     print("in place, p = 0.5; ns per element, and the ratio to the floor")
     try:
         for dtype in (np.float32, np.float64):

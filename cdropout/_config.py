@@ -96,7 +96,8 @@ def cpu_model():
         return platform.processor() or platform.machine()
     fields = {k.strip(): v.strip() for k, v in fields.items()}
     name = fields.get("model name", platform.machine())
-    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    family, model = fields.get("cpu family", "?"), fields.get("model", "?")
+    return f"{name} (family {family}, model {model})"
 
 
 def show_config():
