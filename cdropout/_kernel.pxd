@@ -31,6 +31,7 @@ cdef extern from "_xorshift.h" nogil:
     uint64_t cdr_call_seed(uint64_t seed, uint64_t counter) noexcept
     int cdr_best_isa() noexcept
     int cdr_prefetch_far  # how the out-of-cache loop prefetches (set at import)
+    int64_t cdr_prefetch_near
     int cdr_vendor_prefetch_far() noexcept
     const cdr_kernels *cdr_select_isa(int requested) noexcept
 

@@ -160,7 +160,7 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
             if (cdr_prefetch_far)                                                          \
                 __builtin_prefetch(src + i + CDR_BLOCK / 2, 0, 0);                         \
             else                                                                           \
-                __builtin_prefetch((const char *)(src + i) + CDR_PREFETCH_NEAR, 0, 2);     \
+                __builtin_prefetch((const char *)(src + i) + cdr_prefetch_near, 0, 2);     \
             for (int v = 0; v < NV; v++)                                                   \
                 SELECT(dst + i + v * CDR_VW, src + i + v * CDR_VW, scale, u[v], t);,       \
             CDR_DROP_ONE);                                                                 \

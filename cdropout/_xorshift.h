@@ -91,15 +91,19 @@ static inline __attribute__((always_inline)) void cdr_seed_words(uint32_t w[4][C
  * process:
  * - AMD EPYC (Zen 4, 2-core VM): half a block ahead with prefetchnta took 1e7/1e8
  *   float32 and float64 from 1.05-1.2x the floor (no prefetch) to 0.86-1.0x.
- * - Intel Xeon (Sapphire Rapids class, 2-core VM; 2026-11-28): that same prefetchnta
- *   ran 1e8 at 2.4-2.9x (it fills L1 only and leaves the loop waiting on DRAM);
- *   prefetcht1 1 KB ahead: 1.04-1.05x float32, 1.10-1.11x float64 (AVX2 path 1.09x,
- *   1.17x); prefetcht0 2 KB ahead 0.95-1.37x, prefetcht1 2 KB 1.28-1.40x, 4 KB
- *   0.92-1.20x, none 1.3-2.0x: the VM's bandwidth varies between runs, 1 KB into L2 was
- *   the steadiest. Non-temporal stores were 1.5-4x worse (issue 12).
+ * - Intel Xeon, 2-core VM (family 6 model 167, AVX-512; 2026-11-28): that same
+ *   prefetchnta ran 1e8 at 2.4-2.9x (it fills L1 only and leaves the loop waiting on
+ *   DRAM); prefetcht1 (into L2) 4 KB ahead: 0.99-1.01x float32, 1.00-1.15x float64 at
+ *   1e7/1e8 (bench/floor.py); no prefetch 1.3-2.0x; a scan of 256 B to 8 KB ahead gave
+ *   1.4-1.9x at 256 B and 0.95-1.16x from 512 B up, varying between runs.
+ * - Intel Xeon, 16 cores (family 6 model 207, the device machine): one thread wants it
+ *   farther: 1 KB ahead 1.18-1.38x, 4 KB 0.89-1.05x (far: 1.03-1.89x); 16 threads at
+ *   1e8 0.83x float32 and 0.97x float64 of an OpenMP parallel floor (far: 1.44x, 1.91x).
+ * So: 4 KB ahead into L2 on Intel (and elsewhere); non-temporal stores were 1.5-4x worse
+ * (issue 12). AMD keeps the far prefetch, as measured there; not measured on AMD since.
  */
-#define CDR_PREFETCH_NEAR 1024 /* bytes ahead, prefetcht1 */
 static int cdr_prefetch_far = 0;
+static int64_t cdr_prefetch_near = 4096; /* bytes ahead, prefetcht1 (settable for A/B) */
 
 /* The vendor's choice: far (prefetchnta, half a block) on AMD, near elsewhere. */
 static int cdr_vendor_prefetch_far(void)
