@@ -3,6 +3,7 @@ test here failed on cdropout 0.1.0."""
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from fractions import Fraction
@@ -16,11 +17,13 @@ from cdropout import reference
 
 
 def _run_python(code, timeout=120):
+    # from a neutral folder: a repository root would import its unbuilt source folder
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=tempfile.gettempdir(),
     )
 
 

@@ -115,7 +115,7 @@ except KeyboardInterrupt:
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset")
-def test_thread_counts_follow_the_cpus_this_process_may_use():
+def test_thread_counts_follow_the_cpus_this_process_may_use(tmp_path):
     # scikit-learn's rule: -1 and None count the affinity mask, not os.cpu_count()
     code = (
         "from cdropout import _threads; "
@@ -123,7 +123,8 @@ def test_thread_counts_follow_the_cpus_this_process_may_use():
         "_threads.resolve_threads(None))"
     )
     run = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+                         capture_output=True, text=True, check=True,
+                         cwd=tmp_path)  # fmt: skip
     assert run.stdout.split() == ["1", "1", "1"]
 
 
