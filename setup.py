@@ -98,6 +98,7 @@ extension = Extension(
         "cdropout/_lanes.h",
         "cdropout/_select.h",
         "cdropout/_gauss.h",
+        "cdropout/_bfloat16.h",
         "cdropout/_kernel.pxd",
     ],
 )

@@ -6,7 +6,7 @@ inverted: the identity. classic: x * (1 - p), in float32 arithmetic for float16 
 
 import numpy as np
 
-from cdropout import _params
+from cdropout import _bfloat16, _params
 
 
 def evaluate(x, p, mode, out):
@@ -17,6 +17,9 @@ def evaluate(x, p, mode, out):
             np.copyto(dst, x)
     elif p == 1.0:
         dst[...] = 0.0  # +0.0 everywhere, even where x holds inf or NaN
+    elif _bfloat16.is_bfloat16(x.dtype):
+        values = _bfloat16.to_float32(_bfloat16.words(x)) * np.float32(1.0 - p)
+        _bfloat16.words(dst)[...] = _bfloat16.from_float32(values)
     else:
         compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
         np.multiply(x, compute(1.0 - p), out=dst, dtype=compute, casting="same_kind")

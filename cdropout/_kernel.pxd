@@ -1,6 +1,6 @@
 # Declarations of _xorshift.h (and the _lanes.h and _gauss.h paths it builds), kept
 # identical to it.
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
 cdef extern from "_xorshift.h" nogil:
@@ -34,6 +34,12 @@ cdef extern from "_xorshift.h" nogil:
     int64_t cdr_prefetch_near
     int cdr_vendor_prefetch_far() noexcept
     const cdr_kernels *cdr_select_isa(int requested) noexcept
+
+
+cdef extern from "_bfloat16.h" nogil:
+    void cdr_drop_bf16(const cdr_kernels *path, const uint16_t *src, uint16_t *dst,
+                       uint64_t key, uint64_t first, int64_t n, uint32_t threshold,
+                       float scale) noexcept
 
 
 cdef extern from "_select.h" nogil:

@@ -9,7 +9,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport nearbyint
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 from cdropout._openmp cimport CDR_OPENMP, omp_get_max_threads
 
@@ -43,18 +43,21 @@ cdef bint _in_forked_child = False
 cdef int _usable_cpus = 1
 cdef int _max_threads = 1
 
-# What a block loop writes: float32 or float64 dropout, the keep mask (uint8, src and scale
-# unused) or the raw generator words (uint32, src, threshold and scale unused).
+# What a block loop writes: float32 or float64 dropout, bfloat16 dropout (its 16-bit words,
+# computed in float32), the keep mask (uint8, src and scale unused) or the raw generator
+# words (uint32, src, threshold and scale unused). The scale travels as a double and is
+# rounded to the element's arithmetic at the leaf (the callers pass it already rounded).
 ctypedef fused element:
     float
     double
+    uint16_t
     uint8_t
     uint32_t
 
 
 cdef inline void _run_block(const element *src, element *dst,  # OUT: dst
                             Py_ssize_t n, uint64_t key, uint64_t offset, uint64_t block,
-                            uint32_t threshold, element scale) noexcept nogil:
+                            uint32_t threshold, double scale) noexcept nogil:
     # The part of `block` that falls in elements [offset, offset + n) of the stream.
     cdef uint64_t lo = block * CDR_BLOCK
     cdef uint64_t hi = lo + CDR_BLOCK
@@ -64,9 +67,13 @@ cdef inline void _run_block(const element *src, element *dst,  # OUT: dst
         hi = offset + <uint64_t>n
     cdef Py_ssize_t at = <Py_ssize_t>(lo - offset)
     if element is float:
-        _path.drop_f32(src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold, scale)
+        _path.drop_f32(src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold,
+                       <float>scale)
     elif element is double:
         _path.drop_f64(src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold, scale)
+    elif element is uint16_t:
+        cdr_drop_bf16(_path, src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold,
+                      <float>scale)
     elif element is uint8_t:
         _path.mask(dst + at, key, lo, <int64_t>(hi - lo), threshold)
     else:
@@ -75,7 +82,7 @@ cdef inline void _run_block(const element *src, element *dst,  # OUT: dst
 
 cdef void _run_blocks(const element *src, element *dst,  # OUT: dst
                       Py_ssize_t n, uint64_t key, uint64_t offset, uint32_t threshold,
-                      element scale, int n_threads, bint interleave) noexcept nogil:
+                      double scale, int n_threads, bint interleave) noexcept nogil:
     # Elements [offset, offset + n) of the stream, src[0] and dst[0] being element `offset`.
     # Each block is a pure function of (key, block), so the split among threads changes
     # nothing in the result.
@@ -104,7 +111,7 @@ cdef void _run_blocks(const element *src, element *dst,  # OUT: dst
 
 cdef inline void _run_pair(const element *src, element *dst,  # OUT: dst
                            Py_ssize_t n, uint64_t key, uint64_t offset, uint64_t block,
-                           uint32_t threshold, element scale, bint interleave) noexcept nogil:
+                           uint32_t threshold, double scale, bint interleave) noexcept nogil:
     # Blocks `block` and `block + 1` of [offset, offset + n): interleaved where both are
     # whole and `interleave` says so.
     cdef uint64_t lo = block * CDR_BLOCK
@@ -113,7 +120,7 @@ cdef inline void _run_pair(const element *src, element *dst,  # OUT: dst
     if ((element is float or element is double) and interleave and lo >= offset
             and lo + 2 * CDR_BLOCK <= end):
         if element is float:
-            _path.drop2_f32(src + at, dst + at, key, block, threshold, scale)
+            _path.drop2_f32(src + at, dst + at, key, block, threshold, <float>scale)
         else:
             _path.drop2_f64(src + at, dst + at, key, block, threshold, scale)
         return
@@ -124,7 +131,7 @@ cdef inline void _run_pair(const element *src, element *dst,  # OUT: dst
 
 cdef int _run_chunks(const element *src, element *dst,  # OUT: dst
                      Py_ssize_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
-                     element scale, int n_threads) except -1:
+                     double scale, int n_threads) except -1:
     # Runs _run_blocks without the GIL chunk by chunk, cut at multiples of the chunk length
     # in stream indices, and checks for signals between chunks, so that Ctrl-C ends a long
     # call within about a millisecond (what is done stays done; see the docs).
@@ -244,9 +251,10 @@ def dropout_into(cnp.ndarray src, cnp.ndarray dst, uint64_t seed, uint64_t offse
                  uint32_t threshold, double scale, int n_threads):
     """Write dropout of `src` into `dst` for stream elements [offset, offset + src.size).
 
-    Trusts its caller: src and dst are native, aligned, C-contiguous, non-empty float32 or
-    float64 arrays of one dtype and size, either the same array or not overlapping; scale
-    is already rounded to the dtype; n_threads >= 1.
+    Trusts its caller: src and dst are native, aligned, C-contiguous, non-empty float32,
+    float64 or uint16 arrays (uint16: the bits of bfloat16, computed in float32) of one
+    dtype and size, either the same array or not overlapping; scale is already rounded
+    to the dtype's arithmetic; n_threads >= 1.
     """
     _dropout_into(src, dst, seed, offset, threshold, scale, n_threads)
 
@@ -256,10 +264,15 @@ cdef int _dropout_into(cnp.ndarray src, cnp.ndarray dst,  # OUT: dst
                        int n_threads) except -1:
     # dropout_into without a Python call, for the fast path
     cdef Py_ssize_t n = cnp.PyArray_SIZE(src)
-    if cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32:
+    cdef int kind = cnp.PyArray_TYPE(src)
+    if kind == cnp.NPY_FLOAT32:
         _run_chunks[float](<const float *>cnp.PyArray_DATA(src),
                            <float *>cnp.PyArray_DATA(dst), n, seed, offset, threshold,
                            <float>scale, n_threads)
+    elif kind == cnp.NPY_UINT16:
+        _run_chunks[uint16_t](<const uint16_t *>cnp.PyArray_DATA(src),
+                              <uint16_t *>cnp.PyArray_DATA(dst), n, seed, offset,
+                              threshold, <float>scale, n_threads)
     else:
         _run_chunks[double](<const double *>cnp.PyArray_DATA(src),
                             <double *>cnp.PyArray_DATA(dst), n, seed, offset, threshold,

@@ -10,8 +10,10 @@ import os
 
 import numpy as np
 
+from cdropout._bfloat16 import is_bfloat16
+
 MODES = ("inverted", "classic")
-FLOAT_DTYPES = ("float16", "float32", "float64")
+FLOAT_DTYPES = ("float16", "float32", "float64", "bfloat16")
 OFFSET_LIMIT = 2**63  # offset + size stays below this: 64-bit indices, no wraparound
 THRESHOLD_ALL = 2**32  # the threshold of p = 1: every 32-bit word is below it
 
@@ -56,14 +58,25 @@ def float_array(x, name="x"):
             x = np.asarray(x)
         except (TypeError, ValueError) as error:  # ragged lists, odd objects
             raise TypeError(
-                f"{name} must be an array of float16, float32 or float64, got "
-                f"{type(x).__name__} that NumPy cannot convert ({error})"
+                f"{name} must be an array of float16, float32, float64 or bfloat16, "
+                f"got {type(x).__name__} that NumPy cannot convert ({error})"
             ) from None
-    if x.dtype.kind != "f" or x.dtype.itemsize not in (2, 4, 8):
+    if not is_float(x.dtype):
         raise TypeError(
-            f"{name} must have dtype float16, float32 or float64, got {x.dtype}"
+            f"{name} must have dtype float16, float32, float64 or bfloat16, "
+            f"got {x.dtype}"
         )
     return x
+
+
+def is_float(dtype):
+    """float16, float32, float64 (either byte order) or ml_dtypes' bfloat16."""
+    return (dtype.kind == "f" and dtype.itemsize in (2, 4, 8)) or is_bfloat16(dtype)
+
+
+def same_float(a, b):
+    """Whether two float dtypes are one type, byte order aside."""
+    return a.itemsize == b.itemsize and is_bfloat16(a) == is_bfloat16(b)
 
 
 def writeable_input(x, name="x"):
@@ -90,7 +103,7 @@ def output(out, x):
         raise TypeError(
             f"out must be None or a numpy.ndarray, got {type(out).__name__}"
         )
-    if out.dtype.kind != "f" or out.dtype.itemsize != x.dtype.itemsize:
+    if not is_float(out.dtype) or not same_float(out.dtype, x.dtype):
         raise TypeError(f"out must have dtype {x.dtype.name} like x, got {out.dtype}")
     if out.shape != x.shape:
         raise ValueError(f"out must have shape {x.shape} like x, got {out.shape}")

@@ -24,7 +24,7 @@ def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted",
 
     Parameters
     ----------
-    darr : dask.array.Array of float16, float32 or float64
+    darr : dask.array.Array of float16, float32, float64 or bfloat16
         Its chunk sizes must be known (``darr.compute_chunk_sizes()`` finds them after
         boolean indexing).
     p, training, mode, noise_shape
@@ -57,9 +57,9 @@ def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted",
     training = _params.flag(training, "training")
     mode = _params.mode(mode)
     dtype = np.dtype(darr.dtype)
-    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
+    if not _params.is_float(dtype):
         raise TypeError(
-            f"darr must have dtype float16, float32 or float64, got {dtype}"
+            f"darr must have dtype float16, float32, float64 or bfloat16, got {dtype}"
         )
     if any(math.isnan(size) for size in darr.shape):
         raise ValueError(

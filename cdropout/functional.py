@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from cdropout import _kernel, _params
+from cdropout import _bfloat16, _kernel, _params
 from cdropout._eval import evaluate
 from cdropout._threads import resolve_threads
 
@@ -37,8 +37,10 @@ def dropout(
 
     Parameters
     ----------
-    x : array_like of float16, float32 or float64
-        Any shape (0-d and empty included), any strides and byte order.
+    x : array_like of float16, float32, float64 or bfloat16
+        Any shape (0-d and empty included), any strides and byte order. bfloat16 is
+        ml_dtypes.bfloat16 (JAX's NumPy type); it and float16 compute in float32 and
+        round once.
     p : float
         Probability of dropping each element, 0 <= p <= 1.
     seed : None, int, sequence of ints, SeedSequence, BitGenerator, Generator, ...
@@ -136,6 +138,9 @@ def dropout(
         scale = _params.training_scale(p, mode, x.dtype)
         if noise != x.shape:
             _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads)
+        elif _bfloat16.is_bfloat16(x.dtype):  # the kernel works on its 16-bit words
+            _drop_plain(_bfloat16.words(x), _bfloat16.words(dst), seed, offset,
+                        threshold, scale, n_threads)  # fmt: skip
         elif x.dtype.itemsize == 2:
             _drop_float16(x, dst, seed, offset, threshold, scale, n_threads)
         else:
@@ -194,8 +199,12 @@ def _drop_float16(x, dst, seed, offset, threshold, scale, n_threads):
 
 
 def _on_kernel_memory_any_float(x, dst, kernel):
-    """_on_kernel_memory, float16 included: through float32, rounded once to float16."""
-    if x.dtype.itemsize == 2:
+    """_on_kernel_memory, float16 and bfloat16 too: through float32, rounded once."""
+    if _bfloat16.is_bfloat16(x.dtype):
+        work = _bfloat16.to_float32(_bfloat16.words(x))
+        kernel(work, work)
+        _bfloat16.words(dst)[...] = _bfloat16.from_float32(work)
+    elif x.dtype.itemsize == 2:
         work = np.array(x, np.float32, order="C")
         kernel(work, work)
         np.copyto(dst, work, casting="same_kind")

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from cdropout import _params
+from cdropout import _bfloat16, _params
 from cdropout._eval import evaluate
 from cdropout._threads import resolve_threads
 
@@ -89,6 +89,24 @@ def _flat_native_copy(x):
     return np.array(x, dtype=x.dtype.newbyteorder("="), order="C").reshape(-1)
 
 
+def _as_float32(values):
+    """Values of a float array as float32 (exact for float16 and bfloat16)."""
+    if _bfloat16.is_bfloat16(values.dtype):
+        return _bfloat16.to_float32(_bfloat16.words(values))
+    return values.astype(np.float32)
+
+
+def _as_compute(values, compute):
+    return _as_float32(values) if compute == np.float32 else values.astype(compute)
+
+
+def _rounded(values, dtype):
+    """float32 or float64 values rounded once to `dtype` (bfloat16 as the kernel)."""
+    if _bfloat16.is_bfloat16(dtype):
+        return _bfloat16.from_float32(values).view(dtype)
+    return values.astype(dtype)
+
+
 def _broadcast_flat(values, noise, shape):
     """Values of the mask's elements (C order), broadcast to x's shape, flat."""
     return np.broadcast_to(values.reshape(noise), shape).reshape(-1)
@@ -147,10 +165,8 @@ def dropout(
         if p < 1.0:
             scale = _params.training_scale(p, mode, x.dtype)
             with np.errstate(over="ignore", invalid="ignore"):  # inf, as in the kernel
-                if x.dtype.itemsize == 2:  # float16: float32 arithmetic, rounded once
-                    kept = (flat.astype(np.float32) * np.float32(scale)).astype(
-                        np.float16
-                    )
+                if x.dtype.itemsize == 2:  # float32 arithmetic, rounded once
+                    kept = _rounded(_as_float32(flat) * np.float32(scale), flat.dtype)
                 else:
                     kept = flat * flat.dtype.type(scale)
         else:
@@ -191,8 +207,8 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
         a, b, c = _params.alpha_constants(p, x.dtype)
         compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
-            kept = flat.astype(compute) * compute(a) + compute(b)
-        flat = np.where(keep, kept, compute(c)).astype(flat.dtype)
+            kept = _as_compute(flat, compute) * compute(a) + compute(b)
+        flat = _rounded(np.where(keep, kept, compute(c)), flat.dtype)
     return _shaped_into(flat, x.shape, out)
 
 
@@ -286,7 +302,8 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
         factor = _broadcast_flat(1.0 + _params.gaussian_sigma(p) * z, noise, x.shape)
         compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
-            flat = (flat.astype(compute) * factor.astype(compute)).astype(flat.dtype)
+            product = _as_compute(flat, compute) * factor.astype(compute)
+            flat = _rounded(product, flat.dtype)
     return _shaped_into(flat, x.shape, out)
 
 

@@ -82,6 +82,6 @@ def test_bad_arguments_are_refused(function):
     x = np.ones(4)
     with pytest.raises(ValueError, match="p must satisfy"):
         function(x, 1.5, seed=1, out=x)
-    with pytest.raises(TypeError, match="float16, float32 or float64"):
+    with pytest.raises(TypeError, match="float16, float32, float64 or bfloat16"):
         function(np.arange(4), 0.5, seed=1)
     assert np.all(x == 1)

@@ -52,7 +52,7 @@ def test_evaluation_and_errors():
         da.from_array(x, chunks=4), 0.5, training=False, mode="classic"
     )
     assert_same_bytes(lazy.compute(), x * 0.5)
-    with pytest.raises(TypeError, match="float16, float32 or float64"):
+    with pytest.raises(TypeError, match="float16, float32, float64 or bfloat16"):
         cdask.dropout(da.ones(4, dtype=int), 0.5, seed=1)
     with pytest.raises(ValueError, match="p must satisfy"):
         cdask.dropout(da.ones(4), 2.0, seed=1)

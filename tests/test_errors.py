@@ -102,7 +102,7 @@ def test_unsupported_dtypes_are_refused_naming_the_dtype(function, x):
     with pytest.raises(TypeError) as info:
         function(x, 0.5, seed=1)
     message = str(info.value)
-    assert "float16, float32 or float64" in message and str(dtype) in message
+    assert "float16, float32, float64 or bfloat16" in message and str(dtype) in message
 
 
 def test_a_generator_seed_is_not_drawn_from_when_another_argument_is_bad():
