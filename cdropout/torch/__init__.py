@@ -1,0 +1,37 @@
+"""cdropout for PyTorch: CPU tensors through cdropout's kernel as real PyTorch operators
+(torch.library, with autograd, torch.compile and torch.export), drop-in modules for
+torch.nn's dropout in both conventions, and model conversion between the conventions.
+
+Needs the torch extra: ``pip install "cdropout[torch]"``.
+"""
+
+try:
+    import ml_dtypes  # noqa: F401 - bfloat16 tensors travel as its arrays
+    import torch  # noqa: F401
+except ImportError as error:  # pragma: no cover - the message is the point
+    raise ImportError(
+        f"cdropout.torch needs PyTorch and ml_dtypes ({error}): install the torch "
+        'extra, pip install "cdropout[torch]"'
+    ) from error
+
+from cdropout.torch.convert import convert_mode, swap_dropout
+from cdropout.torch.functional import alpha_dropout, dropout
+from cdropout.torch.modules import (
+    AlphaDropout,
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    Dropout3d,
+)
+
+__all__ = [
+    "AlphaDropout",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "alpha_dropout",
+    "convert_mode",
+    "dropout",
+    "swap_dropout",
+]

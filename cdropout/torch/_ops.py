@@ -1,0 +1,207 @@
+"""cdropout's kernel as PyTorch operators: ``cdropout::dropout``, ``cdropout::dropout_``
+(in place), ``cdropout::alpha_dropout`` and ``cdropout::call_key``, registered with
+torch.library, each with a fake (meta) implementation, so that torch.compile and
+torch.export trace them, and an autograd formula that saves no mask.
+
+The stream key travels as a 0-d int64 tensor holding the 64 bits of the key (keys of
+2**63 and above read as negative): a tensor, so that a module's key can be computed from
+its call-counter buffer inside a compiled graph (``call_key``). Backward regenerates the
+mask from (key, offset): it saves the 8-byte key and nothing of the input's size.
+
+Every operator runs the NumPy API on views of the tensors' memory (bfloat16 through
+ml_dtypes.bfloat16 views of its 16-bit words), so its bytes are those of
+``cdropout.dropout`` for the same key.
+"""
+
+import ml_dtypes
+import numpy as np
+import torch
+
+import cdropout
+from cdropout import _kernel
+from cdropout._threads import USABLE_CPUS, resolve_threads
+
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def as_numpy(tensor):
+    """A NumPy view of a CPU tensor's memory (bfloat16 as ml_dtypes.bfloat16)."""
+    tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(_BFLOAT16)
+    return tensor.numpy()
+
+
+def key_bits(key):
+    """The 64-bit key held by a 0-d int64 tensor, as an int in [0, 2**64)."""
+    return int(key.item()) & (2**64 - 1)
+
+
+def key_tensor(key):
+    """A 0-d int64 tensor holding the 64 bits of an int key in [0, 2**64)."""
+    return torch.tensor(key - 2**64 if key >= 2**63 else key, dtype=torch.int64)
+
+
+def empty_like(input):
+    """A new tensor laid out like `input`, as PyTorch's elementwise operators lay out
+    their outputs: its axes in the order of the input's strides (channels_last and
+    permuted inputs keep their layout), dense even where the input is not."""
+    if input.is_contiguous():
+        return torch.empty_like(input, memory_format=torch.contiguous_format)
+    # outermost first: larger strides first, ties in the natural order of the axes
+    order = sorted(range(input.dim()), key=lambda d: -input.stride(d))
+    inverse = [order.index(d) for d in range(input.dim())]
+    dense = torch.empty([input.shape[d] for d in order], dtype=input.dtype)
+    return dense.permute(inverse)
+
+
+def _noise(noise_shape):
+    return None if not noise_shape else tuple(noise_shape)
+
+
+# n_threads as the operators take it: a count, or this for PyTorch's intra-op thread
+# count read when the operator runs (torch.get_num_threads cannot be traced)
+TORCH_THREADS = 0
+
+
+def _threads(n_threads):
+    if n_threads == TORCH_THREADS:
+        return resolve_threads(min(torch.get_num_threads(), USABLE_CPUS))
+    return n_threads
+
+
+@torch.library.custom_op("cdropout::dropout", mutates_args=(), device_types="cpu")
+def dropout_op(
+    input: torch.Tensor,
+    key: torch.Tensor,
+    p: float,
+    mode: str,
+    offset: int,
+    n_threads: int,
+    noise_shape: list[int],
+) -> torch.Tensor:
+    """Training-mode dropout into a new tensor laid out like `input` (noise_shape [] is
+    the input's shape)."""
+    out = empty_like(input)
+    cdropout.dropout(
+        as_numpy(input),
+        p,
+        seed=key_bits(key),
+        mode=mode,
+        out=as_numpy(out),
+        offset=offset,
+        n_threads=_threads(n_threads),
+        noise_shape=_noise(noise_shape),
+    )
+    return out
+
+
+@dropout_op.register_fake
+def _(input, key, p, mode, offset, n_threads, noise_shape):
+    return empty_like(input)
+
+
+def _dropout_setup(ctx, inputs, output):
+    _, key, p, mode, offset, n_threads, noise_shape = inputs
+    ctx.save_for_backward(key)  # 8 bytes: the mask is regenerated from it
+    ctx.arguments = (p, mode, offset, n_threads, noise_shape)
+
+
+def _dropout_backward(ctx, grad):
+    # dropout is linear in its input: the gradient is the same mask and scale
+    (key,) = ctx.saved_tensors
+    return dropout_op(grad, key, *ctx.arguments), None, None, None, None, None, None
+
+
+dropout_op.register_autograd(_dropout_backward, setup_context=_dropout_setup)
+
+
+@torch.library.custom_op(
+    "cdropout::dropout_", mutates_args=("input",), device_types="cpu"
+)
+def dropout_inplace_op(
+    input: torch.Tensor,
+    key: torch.Tensor,
+    p: float,
+    mode: str,
+    offset: int,
+    n_threads: int,
+    noise_shape: list[int],
+) -> None:
+    """Training-mode dropout written into `input` (no autograd: see functional)."""
+    x = as_numpy(input)
+    cdropout.dropout(
+        x,
+        p,
+        seed=key_bits(key),
+        mode=mode,
+        out=x,
+        offset=offset,
+        n_threads=_threads(n_threads),
+        noise_shape=_noise(noise_shape),
+    )
+
+
+@dropout_inplace_op.register_fake
+def _(input, key, p, mode, offset, n_threads, noise_shape):
+    return None
+
+
+@torch.library.custom_op("cdropout::alpha_dropout", mutates_args=(), device_types="cpu")
+def alpha_dropout_op(
+    input: torch.Tensor,
+    key: torch.Tensor,
+    p: float,
+    offset: int,
+    n_threads: int,
+    noise_shape: list[int],
+) -> torch.Tensor:
+    """Training-mode alpha dropout (PyTorch's AlphaDropout) into a new tensor."""
+    out = empty_like(input)
+    cdropout.alpha_dropout(
+        as_numpy(input),
+        p,
+        seed=key_bits(key),
+        out=as_numpy(out),
+        offset=offset,
+        n_threads=_threads(n_threads),
+        noise_shape=_noise(noise_shape),
+    )
+    return out
+
+
+@alpha_dropout_op.register_fake
+def _(input, key, p, offset, n_threads, noise_shape):
+    return empty_like(input)
+
+
+def _alpha_setup(ctx, inputs, output):
+    _, key, p, offset, n_threads, noise_shape = inputs
+    ctx.save_for_backward(key)
+    ctx.arguments = (p, offset, n_threads, noise_shape)
+
+
+def _alpha_backward(ctx, grad):
+    # kept elements are a * x + b, dropped ones a constant: grad * a where kept
+    (key,) = ctx.saved_tensors
+    p, offset, n_threads, noise_shape = ctx.arguments
+    if p == 1.0:
+        return torch.zeros_like(grad), None, None, None, None, None
+    a = float(1.0 / np.sqrt((cdropout._params.SELU_ALPHA**2 * p + 1.0) * (1.0 - p)))
+    kept = dropout_op(grad, key, p, "classic", offset, n_threads, noise_shape)
+    return kept * a, None, None, None, None, None
+
+
+alpha_dropout_op.register_autograd(_alpha_backward, setup_context=_alpha_setup)
+
+
+@torch.library.custom_op("cdropout::call_key", mutates_args=(), device_types="cpu")
+def call_key_op(counter: torch.Tensor, seed: int) -> torch.Tensor:
+    """The key of call number `counter` of a module seeded with `seed` (64-bit, as an
+    int64's bits): the NumPy layer's per-call stream, cdropout._kernel.call_seed."""
+    return key_tensor(_kernel.call_seed(seed & (2**64 - 1), key_bits(counter)))
+
+
+@call_key_op.register_fake
+def _(counter, seed):
+    return torch.empty((), dtype=torch.int64)

@@ -1,0 +1,122 @@
+"""Whole-model tools: put cdropout's modules in place of torch.nn's, and convert a model
+between the two dropout conventions by rescaling the weights that read dropped units."""
+
+import torch
+
+from cdropout import _params
+from cdropout.torch import modules
+
+# torch.nn's dropout modules and their cdropout drop-ins (exact types: a subclass of
+# torch.nn.Dropout may do something else)
+SWAPS = {
+    torch.nn.Dropout: modules.Dropout,
+    torch.nn.Dropout1d: modules.Dropout1d,
+    torch.nn.Dropout2d: modules.Dropout2d,
+    torch.nn.Dropout3d: modules.Dropout3d,
+    torch.nn.AlphaDropout: modules.AlphaDropout,
+}
+# layers whose weights read the dropped units along axis 1: (out, in, ...) weights
+CONSUMERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+# layers between a dropout and its consumer that pass each unit through unchanged
+TRANSPARENT = (torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity)
+
+
+def swap_dropout(model):
+    """Replace, in place, every torch.nn Dropout, Dropout1d/2d/3d and AlphaDropout of
+    `model` (and `model` itself, if it is one) by cdropout's, with the same p, inplace
+    and training flag; return the model.
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.2))
+    >>> cdropout.torch.swap_dropout(model)[1]
+    Dropout(p=0.2, inplace=False)
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if type(model) in SWAPS:
+        return _swapped(model)
+    for name, child in list(model.named_children()):
+        if type(child) in SWAPS:
+            setattr(model, name, _swapped(child))
+        else:
+            swap_dropout(child)
+    return model
+
+
+def _swapped(module):
+    new = SWAPS[type(module)](module.p, module.inplace)
+    new.train(module.training)
+    return new
+
+
+def convert_mode(model, to_mode):
+    """Convert a model between the dropout conventions, in place; return it.
+
+    For each cdropout Dropout (1d, 2d, 3d) module of another mode, the layer that
+    reads its output, an nn.Linear or nn.Conv1d/2d/3d following it in an
+    nn.Sequential (through Flatten, Unflatten or Identity), gets its weights multiplied
+    by 1-p (classic to inverted) or 1/(1-p) (inverted to classic), never its bias, and
+    the module's mode
+    is switched. Training and evaluation outputs are unchanged up to rounding: the
+    dropout paper's rule.
+
+    Raises
+    ------
+    ValueError
+        For a dropout module whose consumer cannot be established (not in an
+        nn.Sequential, last in it, or followed by another kind of layer), naming the
+        module; for inverted to classic with p = 1. Nothing is changed then.
+    """
+    to_mode = _params.mode(to_mode)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    plan = []  # (dropout module, consumer), all found before anything changes
+    for name, module in model.named_modules():
+        if not _is_convertible(module) or module.mode == to_mode:
+            continue
+        consumer = _consumer(model, name)
+        if to_mode == "classic" and module.p == 1.0:
+            raise ValueError(
+                f"module {name!r} has p = 1: inverted weights cannot be converted to "
+                "classic ones (dividing by a keep probability of 0)"
+            )
+        plan.append((module, consumer))
+    with torch.no_grad():
+        for module, consumer in plan:
+            keep = 1.0 - module.p
+            consumer.weight.mul_(keep if to_mode == "inverted" else 1.0 / keep)
+            module.mode = to_mode
+    return model
+
+
+def _is_convertible(module):
+    return isinstance(module, modules.Dropout) and not isinstance(
+        module, modules.AlphaDropout
+    )
+
+
+def _consumer(model, name):
+    """The layer that reads the output of the module called `name` in `model`."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if name else None  # "" is the model
+    if not isinstance(parent, torch.nn.Sequential):
+        raise ValueError(
+            f"module {name or type(model).__name__!r} is not in an nn.Sequential: "
+            "what reads its output cannot be established, so its weights cannot be "
+            "rescaled; convert that layer's weights with cdropout.rescale_weights"
+        )
+    following = list(parent._modules.values())[list(parent._modules).index(child) + 1 :]
+    for layer in following:
+        if isinstance(layer, CONSUMERS):
+            return layer
+        if not isinstance(layer, TRANSPARENT):
+            raise ValueError(
+                f"module {name!r} is followed by {type(layer).__name__}, not by an "
+                "nn.Linear or nn.Conv1d/2d/3d: its consumer cannot be established"
+            )
+    raise ValueError(
+        f"module {name!r} is the last of its nn.Sequential: what reads its output "
+        "cannot be established"
+    )

@@ -1,0 +1,192 @@
+"""cdropout.torch.dropout and alpha_dropout: the functional API for CPU tensors.
+
+Arguments are checked here, in Python, before an operator runs (so that a failed call
+leaves the tensor and the generator as they were); the operators in _ops do the work.
+"""
+
+import torch
+
+from cdropout import _params
+from cdropout._threads import resolve_threads
+from cdropout.torch import _ops
+
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_input(input, name="input"):
+    """A CPU tensor of float16, bfloat16, float32 or float64."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(input).__name__}")
+    if input.device.type != "cpu":
+        raise ValueError(
+            f"{name} must be on the CPU, got a tensor on {input.device} (cdropout runs "
+            f"on the CPU; move it with {name}.cpu(), or use torch.nn.Dropout there)"
+        )
+    if input.dtype not in DTYPES:
+        raise TypeError(
+            f"{name} must have dtype float16, bfloat16, float32 or float64, "
+            f"got {input.dtype}"
+        )
+    if input.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got {input.layout}")
+    return input
+
+
+def threads(n_threads):
+    """The thread count for the operators: n_threads as the NumPy API reads it, and for
+    None PyTorch's intra-op thread count (torch.set_num_threads), at most the usable
+    CPUs, read when the operator runs."""
+    if n_threads is None:
+        return _ops.TORCH_THREADS
+    return resolve_threads(n_threads)
+
+
+def noise_list(noise_shape, shape):
+    """noise_shape resolved against the input's shape, as the operators take it."""
+    return [] if noise_shape is None else list(_params.noise_shape(noise_shape, shape))
+
+
+def draw_key(seed, generator):
+    """The stream key as a 0-d int64 tensor: an int seed (or any seed of the NumPy API)
+    itself, else 64 bits drawn from `generator` (PyTorch's default CPU generator when
+    None), so that torch.manual_seed makes runs reproducible."""
+    if seed is not None:
+        if generator is not None:
+            raise ValueError("seed and generator must not both be given: choose one")
+        return _ops.key_tensor(_params.seed_value(seed))
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator, got {type(generator).__name__}"
+        )
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError(f"generator must be a CPU generator, got {generator.device}")
+    # two draws, composed without int64 overflow: high * 2**32 + low spans int64
+    high = torch.randint(-(2**31), 2**31, (), dtype=torch.int64, generator=generator)
+    low = torch.randint(0, 2**32, (), dtype=torch.int64, generator=generator)
+    return high * 2**32 + low
+
+
+def check_inplace(input, inplace):
+    """PyTorch's rule: a leaf that requires grad is never written in place."""
+    if inplace and input.is_leaf and input.requires_grad:
+        raise RuntimeError(
+            "input is a leaf tensor that requires grad: it cannot be dropped out in "
+            "place (inplace=True); use inplace=False"
+        )
+
+
+def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
+    """Training-mode dropout with a key tensor, all arguments checked. In place on a
+    tensor that requires grad, the result is computed apart and copied back, so that
+    autograd sees an ordinary copy; otherwise in place writes straight into `input`."""
+    if not inplace:
+        return _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
+    if torch.is_grad_enabled() and input.requires_grad:
+        return input.copy_(
+            _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
+        )
+    _ops.dropout_inplace_op(input, key, p, mode, offset, n_threads, noise)
+    return input
+
+
+def apply_alpha(input, key, p, inplace, offset, n_threads, noise):
+    """Training-mode alpha dropout with a key tensor, all arguments checked."""
+    result = _ops.alpha_dropout_op(input, key, p, offset, n_threads, noise)
+    return input.copy_(result) if inplace else result
+
+
+def dropout(
+    input,
+    p=0.5,
+    *,
+    training=True,
+    inplace=False,
+    mode="inverted",
+    seed=None,
+    generator=None,
+    offset=0,
+    n_threads=None,
+    noise_shape=None,
+):
+    """Dropout of a CPU tensor by cdropout's kernel: torch.nn.functional.dropout's
+    arguments, plus both conventions, a seed and the NumPy API's options.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        On the CPU, float16, bfloat16, float32 or float64, any shape and strides.
+    p, training, inplace
+        As for torch.nn.functional.dropout. ``inplace=True`` writes into `input`
+        (refused for a leaf that requires grad, as PyTorch refuses it).
+    mode : {"inverted", "classic"}
+        inverted (PyTorch's): kept elements times 1/(1-p) in training, the identity in
+        evaluation. classic: training keeps elements as they are, evaluation
+        multiplies by 1-p.
+    seed : int, optional
+        The stream key: for the same int seed the result is byte for byte
+        ``cdropout.dropout(input.numpy(), p, seed=seed, ...)``. None draws 64 bits from
+        `generator`, or from PyTorch's default CPU generator (torch.manual_seed).
+    generator : torch.Generator, optional
+    offset, n_threads, noise_shape
+        As for cdropout.dropout; n_threads None follows torch.get_num_threads(), at most
+        the CPUs this process may use.
+
+    Returns
+    -------
+    torch.Tensor
+        A new contiguous tensor, or `input` itself with ``inplace=True`` (and, as in
+        PyTorch, `input` itself in evaluation with the inverted convention).
+
+    Notes
+    -----
+    Backward regenerates the mask from the key: nothing of the input's size is saved.
+    With ``inplace=True`` on a tensor that requires grad, the result is computed into a
+    new tensor and copied back, so that autograd sees an ordinary copy.
+    """
+    check_input(input)
+    p = _params.probability(p)
+    training = _params.flag(training, "training")
+    inplace = _params.flag(inplace, "inplace")
+    mode = _params.mode(mode)
+    offset = _params.offset(offset, input.numel())
+    noise = noise_list(noise_shape, tuple(input.shape))
+    n_threads = threads(n_threads)
+    check_inplace(input, inplace)
+    if not training:
+        _params.check_seed(seed)
+        if mode == "inverted" or p == 0.0:
+            return input
+        scaled = input * (1.0 - p) if p < 1.0 else torch.zeros_like(input)
+        return input.copy_(scaled) if inplace else scaled
+    key = draw_key(seed, generator)  # last: nothing is drawn for a refused call
+    return apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise)
+
+
+def alpha_dropout(
+    input,
+    p=0.5,
+    *,
+    training=True,
+    inplace=False,
+    seed=None,
+    generator=None,
+    offset=0,
+    n_threads=None,
+    noise_shape=None,
+):
+    """Alpha dropout of a CPU tensor (torch.nn.functional.alpha_dropout's definition),
+    by cdropout's kernel. Arguments as for dropout(); evaluation is the identity.
+    ``noise_shape=(None, None, 1, 1)`` gives PyTorch's feature_alpha_dropout."""
+    check_input(input)
+    p = _params.probability(p)
+    training = _params.flag(training, "training")
+    inplace = _params.flag(inplace, "inplace")
+    offset = _params.offset(offset, input.numel())
+    noise = noise_list(noise_shape, tuple(input.shape))
+    n_threads = threads(n_threads)
+    check_inplace(input, inplace)
+    if not training or p == 0.0:
+        _params.check_seed(seed)
+        return input
+    key = draw_key(seed, generator)
+    return apply_alpha(input, key, p, inplace, offset, n_threads, noise)

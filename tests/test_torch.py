@@ -1,0 +1,355 @@
+"""cdropout.torch: the operators' bytes, autograd without a saved mask, torch.compile
+and torch.export, reproducibility, the modules' state, model conversion, bad input.
+Skipped where torch is not installed (.ci/run installs the torch extra)."""
+
+import multiprocessing
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+import cdropout  # noqa: E402
+import cdropout.torch as ct  # noqa: E402
+from cdropout import reference  # noqa: E402
+from cdropout.torch import _ops  # noqa: E402
+
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+def _bits(tensor):
+    """A tensor's bytes as NumPy integers (bfloat16 included), C order."""
+    view = {2: torch.int16, 4: torch.int32, 8: torch.int64}[tensor.element_size()]
+    return tensor.contiguous().view(view).numpy()
+
+
+def _numpy_dropout(tensor, p, **kwargs):
+    """cdropout.dropout of the tensor's values through the NumPy API."""
+    array = _ops.as_numpy(tensor)
+    return cdropout.dropout(array, p, **kwargs)
+
+
+def _layouts(dtype):
+    base = torch.randn(6, 7, 40, dtype=torch.float64).to(dtype)
+    return {
+        "contiguous": base,
+        "transposed": base.transpose(0, 2),
+        "sliced": base[:, 1:, ::3],
+        "channels_last": base.reshape(6, 7, 5, 8).contiguous(
+            memory_format=torch.channels_last
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "layout", ["contiguous", "transposed", "sliced", "channels_last"]
+)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"mode": "classic"},
+        {"offset": 4097},
+        {"n_threads": 2},
+        {"p": 1.0},
+        {"p": 0.0},
+    ],
+)
+def test_the_op_gives_the_numpy_apis_bytes(dtype, layout, kwargs):
+    x = _layouts(dtype)[layout]
+    kwargs = {"p": 0.3, **kwargs}
+    p = kwargs.pop("p")
+    y = ct.dropout(x, p, seed=12, **kwargs)
+    expected = _numpy_dropout(x, p, seed=12, **kwargs)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    assert np.array_equal(_bits(y), np.ascontiguousarray(expected).view(_bits(y).dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_in_place_and_noise_shape_give_the_same_bytes(dtype):
+    x = torch.randn(4, 5, 6, 7).to(dtype)
+    expected = _numpy_dropout(x, 0.4, seed=3, noise_shape=(None, None, 1, 1))
+    assert ct.dropout(x, 0.4, seed=3, inplace=True, noise_shape=(None, None, 1, 1)) is x
+    assert np.array_equal(_bits(x), expected.view(_bits(x).dtype))
+
+
+def test_bfloat16_is_rounded_once_from_the_float32_result():
+    x = torch.randn(10_000).to(torch.bfloat16)
+    y = ct.dropout(x, 0.3, seed=5)
+    y32 = ct.dropout(x.float(), 0.3, seed=5)
+    assert torch.equal(y, y32.to(torch.bfloat16))  # PyTorch's own rounding
+    np_ref = reference.dropout(_ops.as_numpy(x), 0.3, seed=5)
+    assert np.array_equal(_bits(y), np_ref.view(np.int16))
+
+
+def test_gradcheck_in_float64_and_no_mask_is_saved():
+    x = torch.randn(40, dtype=torch.float64, requires_grad=True)
+    for mode in ("inverted", "classic"):
+        assert torch.autograd.gradcheck(
+            lambda t, m=mode: ct.dropout(t, 0.4, seed=1, mode=m), (x,)
+        )
+        assert torch.autograd.gradgradcheck(
+            lambda t, m=mode: ct.dropout(t, 0.4, seed=1, mode=m), (x,)
+        )
+    assert torch.autograd.gradcheck(lambda t: ct.alpha_dropout(t, 0.2, seed=1), (x,))
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append(t) or t, lambda t: t
+    ):
+        big = torch.randn(100_000, requires_grad=True)
+        y = ct.dropout(big * 2, 0.5, seed=1)  # * 2: a non-leaf, as in a network
+    assert [t.numel() for t in saved if t.numel() > 1] == []  # the mul saves a scalar
+    y.sum().backward()
+    kept = y != 0
+    assert torch.equal(big.grad[kept], torch.full_like(big.grad[kept], 4.0))
+    assert not big.grad[~kept].any()
+
+
+def test_manual_seed_and_generators_make_runs_reproducible():
+    x = torch.ones(1000)
+    torch.manual_seed(3)
+    first = ct.dropout(x, 0.5)
+    torch.manual_seed(3)
+    assert torch.equal(ct.dropout(x, 0.5), first)
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    assert torch.equal(
+        ct.dropout(x, 0.5, generator=g1), ct.dropout(x, 0.5, generator=g2)
+    )
+    assert not torch.equal(
+        ct.dropout(x, 0.5, generator=g1), ct.dropout(x, 0.5, generator=g1)
+    )
+    with pytest.raises(ValueError, match="seed and generator"):
+        ct.dropout(x, 0.5, seed=1, generator=g1)
+
+
+def _mlp(dropout):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(16, 32),
+        torch.nn.ReLU(),
+        dropout,
+        torch.nn.Linear(32, 8),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.1),
+        torch.nn.Linear(8, 2),
+    )
+
+
+def test_compile_fullgraph_gives_the_eager_bytes_and_export_keeps_the_op():
+    eager, compiled = _mlp(ct.Dropout(0.5, seed=7)), _mlp(ct.Dropout(0.5, seed=7))
+    for model in (eager, compiled):
+        model[5] = ct.Dropout(0.1, seed=8)
+    x = torch.randn(4, 16, requires_grad=True)
+    fast = torch.compile(compiled, fullgraph=True)
+    for _ in range(2):
+        a, b = eager(x), fast(x)
+        assert torch.equal(a, b)
+        a.sum().backward()
+        grad_eager = x.grad.clone()
+        x.grad = None
+        b.sum().backward()
+        assert torch.equal(x.grad, grad_eager)
+        x.grad = None
+    assert int(eager[2].calls) == int(compiled[2].calls) == 2  # backward takes none
+    program = torch.export.export(_mlp(ct.Dropout(0.5, seed=7)), (torch.randn(4, 16),))
+    code = program.graph_module.code
+    assert "torch.ops.cdropout.dropout.default" in code
+    assert "torch.ops.cdropout.call_key.default" in code
+
+
+def test_a_module_resumed_from_its_state_dict_draws_the_uninterrupted_masks():
+    x = torch.ones(64)
+    run = ct.Dropout(0.5, seed=11)
+    outputs = [run(x) for _ in range(5)]
+    first = ct.Dropout(0.5, seed=11)
+    for _ in range(3):
+        first(x)
+    state = first.state_dict()
+    assert int(state["calls"]) == 3
+    resumed = ct.Dropout(0.5, seed=11)
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed(x), outputs[3]) and torch.equal(resumed(x), outputs[4])
+    # the NumPy layer's stream: call k of seed s is cdropout._kernel.call_seed(s, k)
+    layer = cdropout.Dropout(0.5, seed=11)
+    assert np.array_equal(outputs[0].numpy(), layer(np.ones(64, np.float32)))
+
+
+def test_swap_dropout_replaces_every_torch_dropout_and_keeps_their_settings():
+    model = torch.nn.Sequential(
+        torch.nn.Dropout(0.1),
+        torch.nn.Dropout1d(0.2, inplace=True),
+        torch.nn.Sequential(torch.nn.Dropout2d(0.3), torch.nn.Dropout3d(0.4)),
+        torch.nn.AlphaDropout(0.5),
+        torch.nn.FeatureAlphaDropout(0.6),
+    )
+    model[2].eval()
+    assert ct.swap_dropout(model) is model
+    kinds = [type(m) for m in (model[0], model[1], model[2][0], model[2][1], model[3])]
+    assert kinds == [
+        ct.Dropout,
+        ct.Dropout1d,
+        ct.Dropout2d,
+        ct.Dropout3d,
+        ct.AlphaDropout,
+    ]
+    assert [model[0].p, model[1].inplace, model[2][0].training] == [0.1, True, False]
+    assert type(model[4]) is torch.nn.FeatureAlphaDropout  # no drop-in: left alone
+    assert type(ct.swap_dropout(torch.nn.Dropout(0.2))) is ct.Dropout
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        ct.swap_dropout("model")
+
+
+def test_convert_mode_keeps_training_and_evaluation_outputs():
+    def model(mode):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(8, 16),
+            torch.nn.ReLU(),
+            ct.Dropout(0.4, mode=mode, seed=2),
+            torch.nn.Linear(16, 4),
+            ct.Dropout2d(0.25, mode=mode, seed=3),
+            torch.nn.Unflatten(1, (4, 1, 1)),
+            torch.nn.Flatten(),
+            torch.nn.Linear(4, 3),
+        )
+
+    x = torch.randn(5, 8, dtype=torch.float64)
+    for start, target in (("classic", "inverted"), ("inverted", "classic")):
+        before, after = model(start).double(), model(start).double()
+        bias = after[3].bias.clone()
+        assert ct.convert_mode(after, target) is after
+        assert after[2].mode == after[4].mode == target
+        assert torch.equal(after[3].bias, bias)  # biases are never rescaled
+        for train in (True, False):
+            before.train(train)
+            after.train(train)
+            for _ in range(2):
+                assert torch.allclose(before(x.reshape(5, 8)), after(x), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (
+            lambda: torch.nn.Sequential(
+                torch.nn.Linear(4, 4), ct.Dropout(0.5, mode="classic")
+            ),
+            "last",
+        ),
+        (
+            lambda: torch.nn.Sequential(
+                ct.Dropout(0.5, mode="classic"), torch.nn.ReLU(), torch.nn.Linear(4, 4)
+            ),
+            "ReLU",
+        ),
+        (
+            lambda: torch.nn.ModuleDict({"drop": ct.Dropout(0.5, mode="classic")}),
+            "not in an nn.Sequential",
+        ),
+        (lambda: torch.nn.Sequential(ct.Dropout(1.0), torch.nn.Linear(4, 4)), "p = 1"),
+    ],
+)
+def test_convert_mode_refuses_what_it_cannot_establish_and_changes_nothing(
+    build, words
+):
+    model = build()
+    target = "classic" if "p = 1" in words else "inverted"
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=words):
+        ct.convert_mode(model, target)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    modes = {m.mode for m in model.modules() if isinstance(m, ct.Dropout)}
+    assert modes == ({"inverted"} if "p = 1" in words else {"classic"})
+
+
+@pytest.mark.parametrize(
+    ("tensor", "error", "words"),
+    [
+        (torch.ones(3, device="meta"), ValueError, "input must be on the CPU"),
+        (torch.ones(3, dtype=torch.int64), TypeError, "torch.int64"),
+        (torch.ones(3, dtype=torch.complex64), TypeError, "complex64"),
+        (np.ones(3), TypeError, "input must be a torch.Tensor"),
+        (torch.ones(3).to_sparse(), TypeError, "dense"),
+    ],
+    ids=["meta-device", "int64", "complex", "ndarray", "sparse"],
+)
+def test_bad_inputs_are_refused_by_name(tensor, error, words):
+    for call in (ct.dropout, ct.alpha_dropout, ct.Dropout(0.5, seed=1)):
+        with pytest.raises(error, match=words):
+            call(tensor)
+
+
+def test_bad_arguments_are_refused_before_anything_is_drawn():
+    x = torch.ones(10)
+    state = torch.get_rng_state()
+    for kwargs in (
+        {"p": 1.5},
+        {"mode": "other"},
+        {"offset": -1},
+        {"n_threads": 0},
+        {"noise_shape": (2,)},
+        {"seed": -1},
+        {"generator": "g"},
+    ):
+        with pytest.raises((TypeError, ValueError)):
+            ct.dropout(x, **{"p": 0.5, **kwargs})
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_in_place_follows_pytorchs_rules_for_autograd():
+    leaf = torch.ones(10, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        ct.dropout(leaf, 0.5, seed=1, inplace=True)
+    hidden = leaf * 3
+    out = ct.dropout(hidden, 0.5, seed=1, inplace=True)
+    assert out is hidden
+    out.sum().backward()
+    # d/dleaf of mask * 2 * (3 * leaf): 6 where kept, what dropout gives a 3
+    assert torch.equal(leaf.grad, ct.dropout(torch.full((10,), 3.0), 0.5, seed=1))
+
+
+def test_the_seeds_example_both_conventions():
+    x = torch.ones(5, 5)
+    inverted = ct.dropout(x, 0.5, seed=0)
+    classic = ct.dropout(x, 0.5, seed=0, mode="classic")
+    assert set(inverted.unique().tolist()) <= {0.0, 2.0}
+    assert set(classic.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(inverted == 0, classic == 0)  # the same mask
+    assert torch.equal(ct.dropout(x, 0.5, training=False, mode="classic"), x * 0.5)
+    assert ct.dropout(x, 0.5, training=False) is x
+
+
+def test_threads_follow_torch_get_num_threads_when_none():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert _ops._threads(_ops.TORCH_THREADS) == 1
+    finally:
+        torch.set_num_threads(before)
+    x = torch.randn(1_000_000)
+    assert torch.equal(
+        ct.dropout(x, 0.5, seed=1), ct.dropout(x, 0.5, seed=1, n_threads=2)
+    )
+
+
+class _Noisy(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return ct.dropout(torch.ones(70_000), 0.5, seed=i)
+
+
+def test_dataloader_fork_workers_give_the_serial_bytes():
+    ct.dropout(torch.ones(200_000), 0.5, seed=0, n_threads=2)  # OpenMP used before fork
+    loader = torch.utils.data.DataLoader(
+        _Noisy(),
+        batch_size=2,
+        num_workers=2,
+        multiprocessing_context=multiprocessing.get_context("fork"),
+    )
+    batches = torch.cat(list(loader))
+    serial = torch.stack([_Noisy()[i] for i in range(8)])
+    assert torch.equal(batches, serial)
