@@ -172,6 +172,31 @@ cdef inline bint _is_ready(object a, bint writeable):
             and cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_SIZE(arr) > 0)
 
 
+cdef inline bint _is_same_memory(object x, object out):
+    # out another ndarray object over exactly x's memory, laid out as x is
+    if type(x) is not cnp.ndarray or type(out) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef cnp.ndarray b = <cnp.ndarray>out
+    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b)
+            and cnp.PyArray_TYPE(a) == cnp.PyArray_TYPE(b)
+            and cnp.PyArray_SAMESHAPE(a, b) and _is_ready(out, True))
+
+
+cdef inline bint _is_separate_output(object x, object out):
+    # out another ready array of x's type and shape, sharing no byte with it
+    if not (_is_ready(x, False) and _is_ready(out, True)):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef cnp.ndarray b = <cnp.ndarray>out
+    if (cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(b)
+            or not cnp.PyArray_SAMESHAPE(a, b)):
+        return False
+    cdef char *a0 = <char *>cnp.PyArray_DATA(a)
+    cdef char *b0 = <char *>cnp.PyArray_DATA(b)
+    return a0 + cnp.PyArray_NBYTES(a) <= b0 or b0 + cnp.PyArray_NBYTES(b) <= a0
+
+
 def with_fast_path(checked):
     """cdropout.functional.dropout (`checked`) with the common call taken in C first.
 
@@ -196,7 +221,9 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
 
     At 1,000 elements the call overhead is most of the cost, so the common call is
     checked and run here, in C: a native, aligned, C-contiguous, non-empty float32 or
-    float64 ndarray; out None or x itself; a Python float 0 < p < 1; a Python int seed
+    float64 ndarray; out None, x itself (or another view of exactly x's memory), or
+    another such array of x's dtype and shape that shares no byte with x; a Python
+    float 0 < p < 1; a Python int seed
     in [0, 2**64); training True; a known mode; offset 0; n_threads None or a Python
     int in [1, cdropout._threads.MAX_THREADS]. Every other call, valid or not, gets
     NotImplemented and goes through cdropout.functional, which checks it fully and
@@ -226,7 +253,11 @@ cdef object _dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
             return NotImplemented
         out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x),
                                 cnp.PyArray_TYPE(x), 0)
-    elif out is not x or not _is_ready(x, True):
+    elif out is x or _is_same_memory(x, out):
+        if not _is_ready(x, True):
+            return NotImplemented
+        out = x
+    elif not _is_separate_output(x, out):
         return NotImplemented
     # the scale is rounded to the dtype by dropout_into (a C cast rounds to nearest, as
     # NumPy does)

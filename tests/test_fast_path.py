@@ -69,7 +69,13 @@ def test_fast_path_keeps_the_shape():
         {"n": -1},
         {"n": 2.0},
         {"n": True},
-        {"out": np.empty(8, np.float32)},
+        {"out": np.empty(9, np.float32)},
+        {"out": np.empty((2, 4), np.float32)},
+        {"out": np.empty(8, np.float64)},
+        {"out": np.empty(16, np.float32)[::2]},
+        {"out": np.empty(8, ">f4")},
+        {"out": np.empty(8, np.float32).view(np.matrix)},
+        {"n": 257},  # above cdropout._threads.MAX_THREADS: the checked path caps it
         {"x": np.ones(16, np.float32)[::2]},
         {"x": np.ones(8, ">f4")},
         {"x": np.ones(8, np.float16)},
@@ -142,3 +148,32 @@ def test_the_fallback_gets_every_argument_by_name():
     with pytest.raises(ValueError, match="n_threads"):
         cdropout.dropout(x, 0.5, seed=1, n_threads=0)
     assert cdropout.dropout(x, 0.5, seed=1, training=False) is not x
+
+
+def test_fast_path_takes_a_separate_output_and_declines_an_overlapping_one():
+    x = np.random.default_rng(0).standard_normal(3 * B + 5).astype(np.float32)
+    out = np.zeros_like(x)
+    assert _fast(x, out=out) is out
+    assert_same_bytes(out, reference.dropout(x, 0.5, seed=1))
+    read_only = np.zeros_like(x)
+    read_only.flags.writeable = False
+    assert _fast(x, out=read_only) is NotImplemented
+    buffer = np.zeros(2 * x.size, np.float32)
+    buffer[: x.size] = x
+    shifted = buffer[1 : x.size + 1]  # shares all but one element with the input
+    assert _fast(buffer[: x.size], out=shifted) is NotImplemented
+    assert_same_bytes(
+        cdropout.dropout(buffer[: x.size], 0.5, seed=1, out=shifted),
+        reference.dropout(x, 0.5, seed=1),
+    )  # the checked path: as if x were copied first
+
+
+def test_fast_path_takes_another_view_of_the_same_memory_as_in_place():
+    x = np.random.default_rng(1).standard_normal(2 * B + 3)
+    expected = reference.dropout(x, 0.5, seed=1)
+    view = x.view()
+    assert _fast(x, out=view) is x
+    assert_same_bytes(x, expected)
+    y = np.ones(10)
+    assert _fast(y[:5], out=y[5:]) is not NotImplemented  # disjoint halves
+    assert _fast(y[:6], out=y[4:]) is NotImplemented  # overlapping, not the same

@@ -353,3 +353,30 @@ def test_dataloader_fork_workers_give_the_serial_bytes():
     batches = torch.cat(list(loader))
     serial = torch.stack([_Noisy()[i] for i in range(8)])
     assert torch.equal(batches, serial)
+
+
+def test_the_registered_operators_and_the_eager_path_agree():
+    # eager calls take autograd.Functions; tracers take the torch.library operators
+    seed = 2**63 + 5  # a key whose int64 reading is negative
+    key = _ops.key_tensor(seed)
+    x = torch.randn(3000, dtype=torch.float64, requires_grad=True)
+    for mode in ("inverted", "classic"):
+        by_op = torch.ops.cdropout.dropout(x, key, 0.3, mode, 7, 1, [])
+        eager = ct.dropout(x, 0.3, seed=seed, offset=7, mode=mode)
+        assert torch.equal(by_op, eager)
+        grads = [torch.autograd.grad(y.sum(), x)[0] for y in (by_op, eager)]
+        assert torch.equal(*grads)
+    alpha_op = torch.ops.cdropout.alpha_dropout(x, key, 0.3, 7, 1, [])
+    assert torch.equal(alpha_op, ct.alpha_dropout(x, 0.3, seed=seed, offset=7))
+    small = x[:40].detach().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda t: torch.ops.cdropout.dropout(t, key, 0.4, "inverted", 0, 1, []),
+        (small,),
+    )
+    assert torch.autograd.gradcheck(
+        lambda t: torch.ops.cdropout.alpha_dropout(t, key, 0.4, 0, 1, []), (small,)
+    )
+    counter = torch.tensor(3)
+    assert int(torch.ops.cdropout.call_key(counter, 11)) & (2**64 - 1) == (
+        cdropout._kernel.call_seed(11, 3)
+    )

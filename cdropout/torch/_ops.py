@@ -70,6 +70,29 @@ def _threads(n_threads):
     return n_threads
 
 
+def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
+    """Training-mode dropout of `input` written into `out` (possibly `input`), for an
+    int key: what every dropout operator and eager call runs."""
+    x = as_numpy(input)
+    y = x if out is input else as_numpy(out)  # one view: the fast path's in-place call
+    cdropout.dropout(x, p, seed=key, mode=mode, out=y, offset=offset,
+                     n_threads=_threads(n_threads), noise_shape=_noise(noise_shape))  # fmt: skip
+    return out
+
+
+def run_alpha(input, out, key, p, offset, n_threads, noise_shape):
+    """Training-mode alpha dropout of `input` into `out`, for an int key."""
+    cdropout.alpha_dropout(as_numpy(input), p, seed=key, out=as_numpy(out),
+                           offset=offset, n_threads=_threads(n_threads),
+                           noise_shape=_noise(noise_shape))  # fmt: skip
+    return out
+
+
+def alpha_slope(p):
+    """a of alpha dropout: kept elements become a * x + b (0 < p < 1)."""
+    return float(1.0 / np.sqrt((cdropout._params.SELU_ALPHA**2 * p + 1.0) * (1.0 - p)))
+
+
 @torch.library.custom_op("cdropout::dropout", mutates_args=(), device_types="cpu")
 def dropout_op(
     input: torch.Tensor,
@@ -82,18 +105,9 @@ def dropout_op(
 ) -> torch.Tensor:
     """Training-mode dropout into a new tensor laid out like `input` (noise_shape [] is
     the input's shape)."""
-    out = empty_like(input)
-    cdropout.dropout(
-        as_numpy(input),
-        p,
-        seed=key_bits(key),
-        mode=mode,
-        out=as_numpy(out),
-        offset=offset,
-        n_threads=_threads(n_threads),
-        noise_shape=_noise(noise_shape),
+    return run_dropout(
+        input, empty_like(input), key_bits(key), p, mode, offset, n_threads, noise_shape
     )
-    return out
 
 
 @dropout_op.register_fake
@@ -129,17 +143,7 @@ def dropout_inplace_op(
     noise_shape: list[int],
 ) -> None:
     """Training-mode dropout written into `input` (no autograd: see functional)."""
-    x = as_numpy(input)
-    cdropout.dropout(
-        x,
-        p,
-        seed=key_bits(key),
-        mode=mode,
-        out=x,
-        offset=offset,
-        n_threads=_threads(n_threads),
-        noise_shape=_noise(noise_shape),
-    )
+    run_dropout(input, input, key_bits(key), p, mode, offset, n_threads, noise_shape)
 
 
 @dropout_inplace_op.register_fake
@@ -157,17 +161,9 @@ def alpha_dropout_op(
     noise_shape: list[int],
 ) -> torch.Tensor:
     """Training-mode alpha dropout (PyTorch's AlphaDropout) into a new tensor."""
-    out = empty_like(input)
-    cdropout.alpha_dropout(
-        as_numpy(input),
-        p,
-        seed=key_bits(key),
-        out=as_numpy(out),
-        offset=offset,
-        n_threads=_threads(n_threads),
-        noise_shape=_noise(noise_shape),
+    return run_alpha(
+        input, empty_like(input), key_bits(key), p, offset, n_threads, noise_shape
     )
-    return out
 
 
 @alpha_dropout_op.register_fake
@@ -187,9 +183,8 @@ def _alpha_backward(ctx, grad):
     p, offset, n_threads, noise_shape = ctx.arguments
     if p == 1.0:
         return torch.zeros_like(grad), None, None, None, None, None
-    a = float(1.0 / np.sqrt((cdropout._params.SELU_ALPHA**2 * p + 1.0) * (1.0 - p)))
     kept = dropout_op(grad, key, p, "classic", offset, n_threads, noise_shape)
-    return kept * a, None, None, None, None, None
+    return kept * alpha_slope(p), None, None, None, None, None
 
 
 alpha_dropout_op.register_autograd(_alpha_backward, setup_context=_alpha_setup)

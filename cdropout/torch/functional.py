@@ -8,7 +8,7 @@ import torch
 
 from cdropout import _params
 from cdropout._threads import resolve_threads
-from cdropout.torch import _ops
+from cdropout.torch import _eager, _ops
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -46,14 +46,16 @@ def noise_list(noise_shape, shape):
     return [] if noise_shape is None else list(_params.noise_shape(noise_shape, shape))
 
 
-def draw_key(seed, generator):
-    """The stream key as a 0-d int64 tensor: an int seed (or any seed of the NumPy API)
-    itself, else 64 bits drawn from `generator` (PyTorch's default CPU generator when
-    None), so that torch.manual_seed makes runs reproducible."""
+def draw_key(seed, generator, eager):
+    """The stream key: an int seed (or any seed of the NumPy API) itself, else 64 bits
+    drawn from `generator` (PyTorch's default CPU generator when None), so that
+    torch.manual_seed makes runs reproducible. An int for an eager call, a 0-d int64
+    tensor of the same bits for the operators (a tracer cannot read a tensor)."""
     if seed is not None:
         if generator is not None:
             raise ValueError("seed and generator must not both be given: choose one")
-        return _ops.key_tensor(_params.seed_value(seed))
+        key = _params.seed_value(seed)
+        return key if eager else _ops.key_tensor(key)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
             f"generator must be a torch.Generator, got {type(generator).__name__}"
@@ -63,6 +65,8 @@ def draw_key(seed, generator):
     # two draws, composed without int64 overflow: high * 2**32 + low spans int64
     high = torch.randint(-(2**31), 2**31, (), dtype=torch.int64, generator=generator)
     low = torch.randint(0, 2**32, (), dtype=torch.int64, generator=generator)
+    if eager:
+        return (int(high) * 2**32 + int(low)) & (2**64 - 1)
     return high * 2**32 + low
 
 
@@ -76,9 +80,19 @@ def check_inplace(input, inplace):
 
 
 def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
-    """Training-mode dropout with a key tensor, all arguments checked. In place on a
+    """Training-mode dropout, all arguments checked: eagerly for an int key (see
+    cdropout.torch._eager), through the operators for a key tensor. In place on a
     tensor that requires grad, the result is computed apart and copied back, so that
     autograd sees an ordinary copy; otherwise in place writes straight into `input`."""
+    if isinstance(key, int):
+        if not inplace:
+            return _eager.Dropout.apply(input, key, p, mode, offset, n_threads, noise)
+        if torch.is_grad_enabled() and input.requires_grad:
+            return input.copy_(
+                _eager.Dropout.apply(input, key, p, mode, offset, n_threads, noise)
+            )
+        _ops.run_dropout(input, input, key, p, mode, offset, n_threads, noise)
+        return input
     if not inplace:
         return _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
     if torch.is_grad_enabled() and input.requires_grad:
@@ -90,8 +104,11 @@ def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
 
 
 def apply_alpha(input, key, p, inplace, offset, n_threads, noise):
-    """Training-mode alpha dropout with a key tensor, all arguments checked."""
-    result = _ops.alpha_dropout_op(input, key, p, offset, n_threads, noise)
+    """Training-mode alpha dropout, all arguments checked (an int key: eagerly)."""
+    if isinstance(key, int):
+        result = _eager.AlphaDropout.apply(input, key, p, offset, n_threads, noise)
+    else:
+        result = _ops.alpha_dropout_op(input, key, p, offset, n_threads, noise)
     return input.copy_(result) if inplace else result
 
 
@@ -158,7 +175,8 @@ def dropout(
             return input
         scaled = input * (1.0 - p) if p < 1.0 else torch.zeros_like(input)
         return input.copy_(scaled) if inplace else scaled
-    key = draw_key(seed, generator)  # last: nothing is drawn for a refused call
+    # last: nothing is drawn for a refused call
+    key = draw_key(seed, generator, _eager.is_eager(input))
     return apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise)
 
 
@@ -188,5 +206,5 @@ def alpha_dropout(
     if not training or p == 0.0:
         _params.check_seed(seed)
         return input
-    key = draw_key(seed, generator)
+    key = draw_key(seed, generator, _eager.is_eager(input))
     return apply_alpha(input, key, p, inplace, offset, n_threads, noise)

@@ -5,8 +5,8 @@ import warnings
 
 import torch
 
-from cdropout import _params
-from cdropout.torch import _ops
+from cdropout import _kernel, _params
+from cdropout.torch import _eager, _ops
 from cdropout.torch.functional import (
     alpha_dropout,
     apply_alpha,
@@ -81,10 +81,14 @@ class Dropout(torch.nn.Module):
             extra += f", noise_shape={self.noise_shape}"
         return extra
 
-    def _key(self):
-        """The key of the next training call with an int seed; advances `calls`."""
-        seed = self.seed - 2**64 if self.seed >= 2**63 else self.seed
-        key = _ops.call_key_op(self.calls, seed)
+    def _key(self, input):
+        """The key of the next training call with an int seed; advances `calls`. An
+        int for an eager call, else a tensor from the call_key operator."""
+        if _eager.is_eager(input):
+            key = _kernel.call_seed(self.seed, int(self.calls))
+        else:
+            seed = self.seed - 2**64 if self.seed >= 2**63 else self.seed
+            key = _ops.call_key_op(self.calls, seed)
         with torch.no_grad():
             self.calls.add_(1)
         return key
@@ -101,7 +105,14 @@ class Dropout(torch.nn.Module):
             )
         noise = self._checked(input)
         return apply_dropout(
-            input, self._key(), self.p, self.mode, self.inplace, 0, threads(None), noise
+            input,
+            self._key(input),
+            self.p,
+            self.mode,
+            self.inplace,
+            0,
+            threads(None),
+            noise,
         )
 
     def _checked(self, input):
@@ -188,5 +199,5 @@ class AlphaDropout(Dropout):
             )
         noise = self._checked(input)
         return apply_alpha(
-            input, self._key(), self.p, self.inplace, 0, threads(None), noise
+            input, self._key(input), self.p, self.inplace, 0, threads(None), noise
         )
