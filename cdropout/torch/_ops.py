@@ -75,8 +75,16 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
     int key: what every dropout operator and eager call runs."""
     x = as_numpy(input)
     y = x if out is input else as_numpy(out)  # one view: the fast path's in-place call
-    cdropout.dropout(x, p, seed=key, mode=mode, out=y, offset=offset,
-                     n_threads=_threads(n_threads), noise_shape=_noise(noise_shape))  # fmt: skip
+    cdropout.dropout(
+        x,
+        p,
+        seed=key,
+        mode=mode,
+        out=y,
+        offset=offset,
+        n_threads=_threads(n_threads),
+        noise_shape=_noise(noise_shape),
+    )
     return out
 
 
