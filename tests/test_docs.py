@@ -24,7 +24,10 @@ def test_readme_python_examples_run():
     assert len(blocks) >= 3
     namespace = {}
     has_dask = importlib.util.find_spec("dask") is not None
+    has_torch = importlib.util.find_spec("torch") is not None
     for block in blocks:
         if "import dask" in block and not has_dask:
             continue  # the dask extra is not installed (.ci/run runs it with it)
+        if "import torch" in block and not has_torch:
+            continue  # likewise the torch extra
         exec(compile(block, str(readme), "exec"), namespace)
