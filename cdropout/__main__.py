@@ -90,7 +90,8 @@ def speed_table(sizes=(10**3, 10**5, 10**6, 10**7), p=0.5):
         header = None
         for n in sizes:
             x = rng.standard_normal(n).astype(np.float32)
-            found = _timing.contenders(x, p, in_place, torch=torch)
+            peers = None if torch is None else {"PyTorch": torch}
+            found = _timing.contenders(x, p, in_place, peers=peers)
             times = _timing.best_times(found, n)
             if header is None:
                 header = [c.name for c in found]

@@ -30,8 +30,65 @@ def torch_dropout():
     )
 
 
+# The peers the benchmark times when they are installed, and how to install them.
+MISSING_PEERS = {"torch": "pip install torch==2.13.0", "jax": "pip install jax"}
+
+
+def peer_versions():
+    """The installed peers and their versions."""
+    found = {}
+    for name in MISSING_PEERS:
+        try:
+            found[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return found
+
+
+def peers():
+    """Each installed peer's dropout as run(x, p, in_place), by name: PyTorch eager and
+    compiled (inductor, dynamic shapes, compiled at its first call of each p and
+    layout), and JAX's jit (bernoulli then where, on the array converted once; JAX
+    arrays are immutable, so "in place" is the same new array). PyTorch on one
+    thread."""
+    found = {}
+    eager = torch_dropout()
+    if eager is not None:
+        import torch
+
+        found["PyTorch"] = eager
+        compiled = torch.compile(
+            lambda t, p, in_place: torch.nn.functional.dropout(t, p, True, in_place),
+            dynamic=True,
+        )
+        found["PyTorch compiled"] = lambda x, p, in_place: compiled(
+            torch.from_numpy(x), p, in_place
+        )
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return found
+
+    @jax.jit
+    def jax_dropout(key, x, p):
+        keep = jax.random.bernoulli(key, 1.0 - p, x.shape)
+        return jnp.where(keep, x / (1.0 - p), 0.0)
+
+    key = jax.random.key(0)
+    on_device = {}  # the array as JAX holds it, converted once, not on every call
+
+    def jax_run(x, p, in_place):
+        if on_device.get("source") is not x:
+            on_device.update(source=x, array=jnp.asarray(x))
+        return jax_dropout(key, on_device["array"], p).block_until_ready()
+
+    found["JAX jit"] = jax_run
+    return found
+
+
 def contenders(
-    x, p, in_place, *, threads=(1,), isa_paths=(), reference=False, torch=None
+    x, p, in_place, *, threads=(1,), isa_paths=(), reference=False, peers=None
 ):
     """The contenders on one array, the floor first.
 
@@ -72,8 +129,8 @@ def contenders(
         found.append(
             Contender("reference", lambda: cdropout.reference.dropout(x, p, seed=1))
         )
-    if torch is not None:
-        found.append(Contender("PyTorch", lambda: torch(x, p, in_place)))
+    for name, run in (peers or {}).items():
+        found.append(Contender(name, lambda run=run: run(x, p, in_place)))
     return found
 
 
