@@ -310,44 +310,62 @@ cdef int _dropout_into(cnp.ndarray src, cnp.ndarray dst,  # OUT: dst
                             scale, n_threads)
 
 
+cdef inline void _broadcast_row(const floating *src, floating *dst,  # OUT: dst
+                                const uint8_t *keep, Py_ssize_t r, Py_ssize_t inner,
+                                bint inner_broadcast, const Py_ssize_t *sizes,
+                                const Py_ssize_t *mask_strides, Py_ssize_t n_outer,
+                                floating scale) noexcept nogil:
+    # row r of x as (rows, inner): its outer axis groups give its place in the mask
+    cdef Py_ssize_t k, j, rest = r, at = 0
+    for k in range(n_outer - 1, -1, -1):
+        at += (rest % sizes[k]) * mask_strides[k]
+        rest = rest // sizes[k]
+    cdef const floating *s = src + r * inner
+    cdef floating *d = dst + r * inner
+    if inner_broadcast:  # one decision for the whole run
+        if keep[at]:
+            for j in range(inner):
+                d[j] = s[j] * scale
+        else:
+            for j in range(inner):
+                d[j] = 0.0  # +0.0, whatever s held
+    elif floating is float:
+        cdr_select_f32(s, d, keep + at, inner, scale)
+    else:
+        cdr_select_f64(s, d, keep + at, inner, scale)
+
+
 cdef void _broadcast_rows(const floating *src, floating *dst,  # OUT: dst
                           const uint8_t *keep, Py_ssize_t rows, Py_ssize_t inner,
                           bint inner_broadcast, const Py_ssize_t *sizes,
                           const Py_ssize_t *mask_strides, Py_ssize_t n_outer,
-                          floating scale) noexcept nogil:
-    # x as (rows, inner): the outer axis groups of row r give its place in the mask
-    cdef Py_ssize_t r, k, j, rest, at
-    cdef const floating *s
-    cdef floating *d
-    for r in range(rows):
-        rest, at = r, 0
-        for k in range(n_outer - 1, -1, -1):
-            at += (rest % sizes[k]) * mask_strides[k]
-            rest = rest // sizes[k]
-        s = src + r * inner
-        d = dst + r * inner
-        if inner_broadcast:  # one decision for the whole run
-            if keep[at]:
-                for j in range(inner):
-                    d[j] = s[j] * scale
-            else:
-                for j in range(inner):
-                    d[j] = 0.0  # +0.0, whatever s held
-        elif floating is float:
-            cdr_select_f32(s, d, keep + at, inner, scale)
-        else:
-            cdr_select_f64(s, d, keep + at, inner, scale)
+                          floating scale, int n_threads) noexcept nogil:
+    # Rows are independent, so threads split them (a static schedule, as the dropout
+    # loops); measured on a 16-core Xeon, Dropout2d on one thread had made a 16-thread
+    # convolutional training step 1.74x slower than without dropout.
+    cdef Py_ssize_t r
+    if n_threads > rows:
+        n_threads = <int>rows
+    if n_threads > 1 and rows * inner >= PARALLEL_MIN:
+        for r in prange(rows, schedule="static", num_threads=n_threads):
+            _broadcast_row(src, dst, keep, r, inner, inner_broadcast, sizes,
+                           mask_strides, n_outer, scale)
+    else:
+        for r in range(rows):
+            _broadcast_row(src, dst, keep, r, inner, inner_broadcast, sizes,
+                           mask_strides, n_outer, scale)
 
 
 def broadcast_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray keep, sizes,
-                   mask_strides, bint inner_broadcast, double scale):
+                   mask_strides, bint inner_broadcast, double scale, int n_threads=1):
     """Dropout with a mask broadcast along some axes, in one pass over memory.
 
     Trusts its caller: src and dst are native, aligned, C-contiguous float32 or float64
     arrays of one dtype and size, the same array or disjoint; x's axes are merged into
     groups (sizes, outermost first) that are either all broadcast or all masked, the
     last group being the inner run; mask_strides give each outer group's step in keep
-    (0 where broadcast); keep holds one byte per mask element, 1 = kept.
+    (0 where broadcast); keep holds one byte per mask element, 1 = kept; n_threads >= 1
+    (the rows are split among them; the bytes never depend on it).
     """
     cdef Py_ssize_t n_outer = len(sizes) - 1
     cdef Py_ssize_t inner = sizes[n_outer]
@@ -363,12 +381,13 @@ def broadcast_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray keep, sizes,
             _broadcast_rows[float](<const float *>cnp.PyArray_DATA(src),
                                    <float *>cnp.PyArray_DATA(dst), mask, rows, inner,
                                    inner_broadcast, size_of, stride_of, n_outer,
-                                   <float>scale)
+                                   <float>scale, n_threads)
     else:
         with nogil:
             _broadcast_rows[double](<const double *>cnp.PyArray_DATA(src),
                                     <double *>cnp.PyArray_DATA(dst), mask, rows, inner,
-                                    inner_broadcast, size_of, stride_of, n_outer, scale)
+                                    inner_broadcast, size_of, stride_of, n_outer, scale,
+                                    n_threads)
 
 
 def affine_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray keep, double a, double b,

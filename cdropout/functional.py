@@ -216,10 +216,10 @@ def _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads):
     # The mask over the noise shape, then one pass over x applying it broadcast.
     keep = np.empty(noise, np.uint8)
     _kernel.mask_into(keep, seed, offset, threshold, n_threads)
-    apply_keep(x, dst, keep, scale)
+    apply_keep(x, dst, keep, scale, n_threads)
 
 
-def apply_keep(x, dst, keep, scale):
+def apply_keep(x, dst, keep, scale, n_threads=1):
     """dst = x * scale where `keep` (uint8, 1 = kept, broadcast to x), +0.0 elsewhere.
 
     Trusts its caller: x a checked float array, dst its output, keep C-contiguous of a
@@ -229,7 +229,7 @@ def apply_keep(x, dst, keep, scale):
 
     def kernel(src, to):
         _kernel.broadcast_into(
-            src, to, keep, sizes, mask_strides, inner_broadcast, scale
+            src, to, keep, sizes, mask_strides, inner_broadcast, scale, n_threads
         )
 
     _on_kernel_memory_any_float(x, dst, kernel)

@@ -131,3 +131,13 @@ def test_the_noise_shaped_variants_layers_follow_their_noise_shape():
         assert np.all(y == y[:, :, :1])
         g = layer.backward(np.ones_like(x))
         assert np.all(g == g[:, :, :1])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 8])
+@pytest.mark.parametrize(
+    "noise_shape", [(None, None, 1, 1), (1, None, None, None), (None, 1, None, 1)]
+)
+def test_threads_split_the_broadcast_rows_with_the_same_bytes(noise_shape, n_threads):
+    x = np.random.default_rng(5).standard_normal((16, 8, 32, 33)).astype(np.float32)
+    y = cdropout.dropout(x, 0.3, seed=2, noise_shape=noise_shape, n_threads=n_threads)
+    assert_same_bytes(y, reference.dropout(x, 0.3, seed=2, noise_shape=noise_shape))
