@@ -17,6 +17,25 @@ import cdropout
 from cdropout import _config, _timing
 
 
+def contenders(x, out, work, threads):
+    two = np.float32(2)
+    return [
+        _timing.Contender("multiply new", lambda: x * two),
+        _timing.Contender("multiply out=", lambda: np.multiply(x, two, out=out)),
+        _timing.Contender(
+            "dropout new", lambda: cdropout.dropout(x, 0.5, seed=1, n_threads=threads)
+        ),
+        _timing.Contender(
+            "dropout out=",
+            lambda: cdropout.dropout(x, 0.5, seed=1, out=out, n_threads=threads),
+        ),
+        _timing.Contender(
+            "dropout in place",
+            lambda: cdropout.dropout(work, 0.5, seed=1, out=work, n_threads=threads),
+        ),
+    ]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7, 1e8])
@@ -40,28 +59,7 @@ def main(argv=None):
         out = np.empty_like(x)
         work = x.copy()
         for threads in args.threads:
-            found = [
-                _timing.Contender("multiply new", lambda: x * np.float32(2)),
-                _timing.Contender(
-                    "multiply out=", lambda: np.multiply(x, np.float32(2), out=out)
-                ),
-                _timing.Contender(
-                    "dropout new",
-                    lambda t=threads: cdropout.dropout(x, 0.5, seed=1, n_threads=t),
-                ),
-                _timing.Contender(
-                    "dropout out=",
-                    lambda t=threads: cdropout.dropout(
-                        x, 0.5, seed=1, out=out, n_threads=t
-                    ),
-                ),
-                _timing.Contender(
-                    "dropout in place",
-                    lambda t=threads: cdropout.dropout(
-                        work, 0.5, seed=1, out=work, n_threads=t
-                    ),
-                ),
-            ]
+            found = contenders(x, out, work, threads)
             best = _timing.best_times(found, x.size)
             ns = {k: v / x.size * 1e9 for k, v in best.items()}
             fresh = ns["dropout new"] - ns["dropout out="]
