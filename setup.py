@@ -77,6 +77,8 @@ compile_args = (["-O0", "-g"] if debug else ["-O3"]) + [
     "-ffp-contract=off",
     "-fno-math-errno",
 ]
+# (not stripped here: .ci/check_vectorised reads the ISA paths' symbols; the release
+# wheel is stripped by auditwheel repair --strip)
 link_args = []
 compiler = the_compiler()
 if compiler.compiler_type == "msvc":

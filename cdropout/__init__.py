@@ -1,5 +1,14 @@
 """cdropout: fast, deterministic dropout for NumPy arrays."""
 
+import importlib.util as _util
+
+if _util.find_spec("cdropout._kernel") is None:  # pragma: no cover - the message
+    raise ImportError(
+        "cdropout's compiled kernel (cdropout._kernel) is not built: this is probably "
+        f"the source tree ({__path__[0]}). Build it in place with `pip install -e .`, "
+        "or install with `pip install .` and import cdropout from another folder."
+    )
+
 from cdropout import reference
 from cdropout._config import openmp_enabled, show_config
 from cdropout.functional import (
@@ -12,7 +21,7 @@ from cdropout.functional import (
 from cdropout.layers import AlphaDropout, Dropout, GaussianDropout
 from cdropout.rescale import rescale_weights
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "AlphaDropout",
     "Dropout",

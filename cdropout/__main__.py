@@ -114,14 +114,26 @@ COMMANDS = {
 }
 
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+def _find_bench():
+    """bench/run.py of the source checkout this package was built in (an editable
+    install), or None: an installed package does not carry the benchmark suite, which
+    the repository and the sdist do."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "setup.py").exists() and (root / "bench" / "run.py").exists():
+        return root / "bench" / "run.py"
+    return None
+
+
+BENCH = _find_bench()
 
 
 def bench(argv):
     """bench/run.py with `argv` (--quick, --out, --help), from a source checkout."""
-    if not BENCH.exists():
-        print("the benchmark suite is bench/run.py of a source checkout, not found")
-        print(f"at {BENCH}: clone the repository, then pip install -e '.[bench]'")
+    if BENCH is None or not BENCH.exists():
+        print("the benchmark suite, bench/run.py, ships with cdropout's source (the "
+              "repository or the sdist), not with the installed package: in a source "
+              "checkout, pip install -e '.[bench]', then python bench/run.py or this "
+              "command")  # fmt: skip
         return 1
     runpy.run_path(str(BENCH))["main"](argv)
     return 0

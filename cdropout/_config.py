@@ -45,7 +45,7 @@ def _choose_prefetch():
 PREFETCH = _choose_prefetch()
 
 
-def openmp_enabled():
+def openmp_enabled() -> bool:
     """Whether cdropout was built with OpenMP.
 
     Returns
@@ -63,7 +63,7 @@ def openmp_enabled():
     return _kernel.openmp_enabled()
 
 
-def config():
+def config() -> dict[str, str]:
     """The configuration as a dict of strings (what show_config prints)."""
     from cdropout import __version__
 
@@ -84,7 +84,7 @@ def config():
     }
 
 
-def cpu_model():
+def cpu_model() -> str:
     """The CPU's model name (and family/model numbers), for every speed figure."""
     try:
         with open("/proc/cpuinfo") as file:
@@ -100,7 +100,7 @@ def cpu_model():
     return f"{name} (family {family}, model {model})"
 
 
-def show_config():
+def show_config() -> None:
     """Print the version, OpenMP status, default thread count and ISA path in use.
 
     Examples

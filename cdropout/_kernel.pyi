@@ -1,14 +1,19 @@
 # Stub for the compiled module cdropout._kernel (see _kernel.pyx for the contracts).
 from collections.abc import Callable
+from types import NotImplementedType
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 BLOCK: int
 LANES: int
 ISA_LEVELS: dict[str, int]
 
-def with_fast_path(checked: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]: ...
+def with_fast_path(checked: Callable[_P, _R]) -> Callable[_P, _R]: ...
 def dropout_fast(
     x: object,
     p: object,
@@ -18,7 +23,7 @@ def dropout_fast(
     out: object,
     offset: object,
     n_threads: object,
-) -> np.ndarray | type[NotImplemented]: ...
+) -> npt.NDArray[Any] | NotImplementedType: ...
 def dropout_into(
     src: npt.NDArray[np.floating],
     dst: npt.NDArray[np.floating],
@@ -52,3 +57,29 @@ def best_isa() -> str: ...
 def openmp_enabled() -> bool: ...
 def default_threads() -> int: ...
 def same_data(a: np.ndarray, b: np.ndarray) -> bool: ...
+def broadcast_into(
+    src: npt.NDArray[np.floating],
+    dst: npt.NDArray[np.floating],
+    keep: npt.NDArray[np.uint8],
+    sizes: list[int],
+    mask_strides: list[int],
+    inner_broadcast: bool,
+    scale: float,
+    n_threads: int = 1,
+) -> None: ...
+def affine_into(
+    src: npt.NDArray[np.floating],
+    dst: npt.NDArray[np.floating],
+    keep: npt.NDArray[np.uint8],
+    a: float,
+    b: float,
+    c: float,
+) -> None: ...
+def gauss_into(
+    src: npt.NDArray[np.floating],
+    dst: npt.NDArray[np.floating],
+    words: npt.NDArray[np.uint32],
+    z: npt.NDArray[np.float64],
+    first: int,
+    sigma: float,
+) -> None: ...

@@ -7,12 +7,15 @@ overlaps `x`.
 """
 
 import math
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from cdropout import _bfloat16, _kernel, _params
 from cdropout._eval import evaluate
 from cdropout._threads import resolve_threads
+from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed, Shape
 
 # float16 runs through a float32 scratch buffer of at most this many elements.
 FLOAT16_CHUNK = 1 << 18
@@ -22,17 +25,17 @@ FLOAT16_CHUNK = 1 << 18
 # _kernel.dropout_fast) is checked and run in C without entering this function.
 @_kernel.with_fast_path
 def dropout(
-    x,
-    p=0.5,
+    x: Any,
+    p: Probability = 0.5,
     *,
-    seed=None,
-    training=True,
-    mode="inverted",
-    out=None,
-    offset=0,
-    n_threads=None,
-    noise_shape=None,
-):
+    seed: Seed = None,
+    training: bool = True,
+    mode: Mode = "inverted",
+    out: FloatArray | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+    noise_shape: NoiseShape | None = None,
+) -> FloatArray:
     """Randomly zero elements of `x` with probability `p`, and rescale the rest.
 
     Parameters
@@ -126,7 +129,7 @@ def dropout(
         return evaluate(x, p, mode, out)
     dst = _params.new_output(x) if out is None else out
     # last: a Generator is drawn from only once all is valid and allocated
-    seed = _params.seed_value(seed)
+    key = _params.seed_value(seed)
     threshold = _params.threshold(p)
     if x.size == 0:
         return dst
@@ -137,14 +140,14 @@ def dropout(
     else:
         scale = _params.training_scale(p, mode, x.dtype)
         if noise != x.shape:
-            _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads)
+            _drop_broadcast(x, dst, noise, key, offset, threshold, scale, n_threads)
         elif _bfloat16.is_bfloat16(x.dtype):  # the kernel works on its 16-bit words
-            _drop_plain(_bfloat16.words(x), _bfloat16.words(dst), seed, offset,
+            _drop_plain(_bfloat16.words(x), _bfloat16.words(dst), key, offset,
                         threshold, scale, n_threads)  # fmt: skip
         elif x.dtype.itemsize == 2:
-            _drop_float16(x, dst, seed, offset, threshold, scale, n_threads)
+            _drop_float16(x, dst, key, offset, threshold, scale, n_threads)
         else:
-            _drop_plain(x, dst, seed, offset, threshold, scale, n_threads)
+            _drop_plain(x, dst, key, offset, threshold, scale, n_threads)
     return dst
 
 
@@ -258,8 +261,17 @@ def _broadcast_groups(shape, noise):
     return [size for size, _ in groups], mask_strides[::-1], groups[-1][1]
 
 
-def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
-                  n_threads=None, noise_shape=None):  # fmt: skip
+def alpha_dropout(
+    x: Any,
+    p: Probability = 0.5,
+    *,
+    seed: Seed = None,
+    training: bool = True,
+    out: FloatArray | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+    noise_shape: NoiseShape | None = None,
+) -> FloatArray:
     """Alpha dropout, for self-normalising (SELU) networks: PyTorch's AlphaDropout.
 
     A dropped element takes SELU's negative saturation value, and every element then
@@ -314,8 +326,17 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
 GAUSS_CHUNK = 1 << 16  # elements per batch of stream words
 
 
-def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
-                     n_threads=None, noise_shape=None):  # fmt: skip
+def gaussian_dropout(
+    x: Any,
+    p: Probability = 0.5,
+    *,
+    seed: Seed = None,
+    training: bool = True,
+    out: FloatArray | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+    noise_shape: NoiseShape | None = None,
+) -> FloatArray:
     """Gaussian dropout (Keras's GaussianDropout): multiply by N(1, p / (1 - p)).
 
     Each element is multiplied by ``1 + sigma z``, ``sigma = sqrt(p / (1 - p))``, with z
@@ -401,11 +422,11 @@ def _variant(x, p, seed, training, out, offset, n_threads, noise_shape, make_ker
         return evaluate(x, p, "inverted", out)  # the identity
     dst = _params.new_output(x) if out is None else out
     # last: a Generator is drawn from only once all is valid and allocated
-    seed = _params.seed_value(seed)
+    key = _params.seed_value(seed)
     if x.size == 0 or p == 0.0:
         np.copyto(dst, x)
         return dst
-    kernel = make_kernel(x, p, seed, offset, noise, n_threads)
+    kernel = make_kernel(x, p, key, offset, noise, n_threads)
     if kernel is None:
         dst[...] = 0.0
     else:
@@ -418,7 +439,14 @@ def _pairs_end(first, n):
     return ((first & 1) + n + 1) & ~1
 
 
-def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None):
+def dropout_mask(
+    shape: Shape,
+    p: Probability = 0.5,
+    *,
+    seed: Seed = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.bool_]:
     """The keep mask that dropout() applies for the same seed, p and offset.
 
     Parameters
@@ -445,13 +473,13 @@ def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None):
     >>> cdropout.dropout_mask(8, 0.5, seed=7)
     array([ True,  True, False, False,  True, False, False,  True])
     """
-    shape = _params.shape(shape)
+    dims = _params.shape(shape)
     p = _params.probability(p)
-    offset = _params.offset(offset, math.prod(shape))
+    offset = _params.offset(offset, math.prod(dims))
     n_threads = resolve_threads(n_threads)
-    mask = np.empty(shape, np.bool_)
+    mask = np.empty(dims, np.bool_)
     # last: a Generator is drawn from only once all is valid and allocated
-    seed = _params.seed_value(seed)
+    key = _params.seed_value(seed)
     threshold = _params.threshold(p)
     if mask.size == 0:
         return mask
@@ -460,11 +488,11 @@ def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None):
     elif threshold == _params.THRESHOLD_ALL:
         mask[...] = False
     else:
-        _kernel.mask_into(mask, seed, offset, threshold, n_threads)
+        _kernel.mask_into(mask, key, offset, threshold, n_threads)
     return mask
 
 
-def draw_seed(seed=None):
+def draw_seed(seed: Seed = None) -> int:
     """The 64-bit stream key that a call with this `seed` uses, as an int.
 
     Draw it once to use one stream in several calls, for example a forward call and its

@@ -2,10 +2,12 @@
 
 import numbers
 import threading
+from typing import Any
 
 import numpy as np
 
 from cdropout import _kernel, _params
+from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed
 from cdropout.functional import alpha_dropout, dropout, dropout_mask, gaussian_dropout
 
 
@@ -80,8 +82,9 @@ class Dropout:
     array([1., 1., 1.])
     """
 
-    def __init__(self, p=0.5, *, mode="inverted", seed=None, inplace=False,
-                 noise_shape=None):  # fmt: skip
+    def __init__(self, p: Probability = 0.5, *, mode: Mode = "inverted",
+                 seed: Seed = None, inplace: bool = False,
+                 noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
         self.p = _params.probability(p)
         self._check_p()
         self.mode = _params.mode(mode)
@@ -95,16 +98,16 @@ class Dropout:
         # per thread: (stream seed or None in evaluation, shape) of its last call
         self._local = threading.local()
 
-    def _check_p(self):
+    def _check_p(self) -> None:
         """A variant's further condition on p (Gaussian dropout refuses p = 1)."""
 
     @property
-    def calls(self):
+    def calls(self) -> int:
         """The stream number of the next training call (settable, to replay masks)."""
         return self._calls
 
     @calls.setter
-    def calls(self, value):
+    def calls(self, value: int) -> None:
         if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, numbers.Integral
         ):
@@ -143,35 +146,35 @@ class Dropout:
         self._local = threading.local()
         self._last = last
 
-    def _extra_repr(self):
+    def _extra_repr(self) -> str:
         """What the repr shows after p and inplace (PyTorch's order)."""
         extra = f", mode={self.mode!r}"
         if self.noise_shape is not None:
             extra += f", noise_shape={self.noise_shape!r}"
         return extra
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(p={self.p!r}, inplace={self.inplace!r}"
             f"{self._extra_repr()})"
         )
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> "Dropout":
         """Set training mode (or evaluation with ``mode=False``); return the layer."""
         self.training = _params.flag(mode, "mode")
         return self
 
-    def eval(self):
+    def eval(self) -> "Dropout":
         """Set evaluation mode; return the layer."""
         return self.train(False)
 
-    def _apply(self, x, **kwargs):
+    def _apply(self, x: Any, **kwargs: Any) -> FloatArray:
         """This layer's function of x (the subclasses' variants override it)."""
         return dropout(
             x, self.p, mode=self.mode, noise_shape=self.noise_shape, **kwargs
         )
 
-    def forward(self, x, training=None):
+    def forward(self, x: Any, training: bool | None = None) -> FloatArray:
         """The layer's output for `x`: in the layer's mode, or in training if
         `training` is True and in evaluation if False (for this call only)."""
         training = self.training if training is None else _params.flag(
@@ -205,7 +208,7 @@ class Dropout:
             )
         return stream, grad
 
-    def backward(self, grad):
+    def backward(self, grad: Any) -> FloatArray:
         """The gradient with respect to the input of the last forward call.
 
         Dropout is linear in its input: the gradient is the same mask and the same scale
@@ -235,16 +238,18 @@ class AlphaDropout(Dropout):
     array([0., 0.])
     """
 
-    def __init__(self, p=0.5, *, seed=None, inplace=False, noise_shape=None):
+    def __init__(self, p: Probability = 0.5, *, seed: Seed = None,
+                 inplace: bool = False,
+                 noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
         super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape)
 
-    def _extra_repr(self):
+    def _extra_repr(self) -> str:
         return "" if self.noise_shape is None else f", noise_shape={self.noise_shape!r}"
 
-    def _apply(self, x, **kwargs):
+    def _apply(self, x: Any, **kwargs: Any) -> FloatArray:
         return alpha_dropout(x, self.p, noise_shape=self.noise_shape, **kwargs)
 
-    def backward(self, grad):
+    def backward(self, grad: Any) -> FloatArray:
         """The gradient with respect to the input of the last forward call."""
         stream, grad = self._checked_gradient(grad)
         if stream is None or self.p == 0.0:
@@ -277,14 +282,16 @@ class GaussianDropout(Dropout):
     True
     """
 
-    def __init__(self, p=0.5, *, seed=None, inplace=False, noise_shape=None):
+    def __init__(self, p: Probability = 0.5, *, seed: Seed = None,
+                 inplace: bool = False,
+                 noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
         super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape)
 
-    def _check_p(self):
+    def _check_p(self) -> None:
         if self.p == 1.0:
             raise ValueError("p must satisfy 0 <= p < 1 for Gaussian dropout, got 1.0")
 
     _extra_repr = AlphaDropout._extra_repr
 
-    def _apply(self, x, **kwargs):
+    def _apply(self, x: Any, **kwargs: Any) -> FloatArray:
         return gaussian_dropout(x, self.p, noise_shape=self.noise_shape, **kwargs)

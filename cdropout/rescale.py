@@ -1,13 +1,23 @@
 """Weight rescaling between the two dropout conventions (plain NumPy)."""
 
 import numbers
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from cdropout import _params
+from cdropout._typing import FloatArray, Mode
 
 
-def rescale_weights(weights, p, *, axis, from_mode, to_mode):
+def rescale_weights(
+    weights: Any,
+    p: npt.ArrayLike,
+    *,
+    axis: int,
+    from_mode: Mode,
+    to_mode: Mode,
+) -> FloatArray:
     """Convert weights trained with one dropout convention for use with the other.
 
     A layer whose inputs went through dropout of keep probability 1-p, trained with

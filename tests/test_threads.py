@@ -107,6 +107,7 @@ except KeyboardInterrupt:
     line = child.stdout.readline().split()
     ended = time.perf_counter() - sent
     child.wait(timeout=60)
+    child.stdout.close()
     assert line[0] == "interrupted", line
     assert ended < 0.5
     assert (

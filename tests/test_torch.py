@@ -209,8 +209,8 @@ def test_convert_mode_keeps_training_and_evaluation_outputs():
             torch.nn.ReLU(),
             ct.Dropout(0.4, mode=mode, seed=2),
             torch.nn.Linear(16, 4),
-            ct.Dropout2d(0.25, mode=mode, seed=3),
             torch.nn.Unflatten(1, (4, 1, 1)),
+            ct.Dropout2d(0.25, mode=mode, seed=3),  # (N, C, 1, 1): whole channels
             torch.nn.Flatten(),
             torch.nn.Linear(4, 3),
         )
@@ -220,7 +220,7 @@ def test_convert_mode_keeps_training_and_evaluation_outputs():
         before, after = model(start).double(), model(start).double()
         bias = after[3].bias.clone()
         assert ct.convert_mode(after, target) is after
-        assert after[2].mode == after[4].mode == target
+        assert after[2].mode == after[5].mode == target
         assert torch.equal(after[3].bias, bias)  # biases are never rescaled
         for train in (True, False):
             before.train(train)
