@@ -51,4 +51,3 @@ cdef extern from "_select.h" nogil:
                         float a, float b, float c) noexcept
     void cdr_affine_f64(const double *src, double *dst, const uint8_t *keep, int64_t n,
                         double a, double b, double c) noexcept
-
