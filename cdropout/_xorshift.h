@@ -2,7 +2,7 @@
  * cdropout's random stream: constants, seeding, the ISA dispatch table. Knows nothing of
  * Python or NumPy. The vectorised per-block loops are in _lanes.h, compiled once per ISA.
  *
- * The stream (DESIGN.md section 2; cdropout/reference.py is its NumPy twin):
+ * The stream (docs/stream.md specifies it; cdropout/reference.py is its NumPy twin):
  *
  *   key        = mix64(seed + GAMMA)                 the first splitmix64 output for `seed`
  *   block      = element_index / CDR_BLOCK           element_index = offset + flat C index

@@ -364,8 +364,8 @@ def gaussian_dropout(
     Notes
     -----
     The factor is computed in float64 and rounded once to the dtype (float32 for
-    float16 inputs, whose product is rounded once more, to float16). |z| <= 6.66: the
-    tails beyond are cut, with probability 3e-11.
+    float16 inputs, whose product is rounded once more, to float16).
+    ``|z| <= 6.66``: the tails beyond are cut, with probability 3e-11.
 
     Examples
     --------

@@ -1,4 +1,4 @@
-"""The semantics of DESIGN.md section 1: modes, evaluation, the special values of p,
+"""The semantics of the API (README "Use"): modes, evaluation, the special values of p,
 what a dropped element becomes, seeds, out= and the mask."""
 
 import numpy as np

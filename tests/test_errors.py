@@ -1,4 +1,4 @@
-"""Bad input (DESIGN.md section 4): a clear error naming the argument and the value,
+"""Bad input (README "Use"): a clear error naming the argument and the value,
 raised before any byte is written, identically by the kernel path and the reference."""
 
 import os

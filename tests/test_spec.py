@@ -1,0 +1,58 @@
+"""docs/stream.md, the stream's specification: its known answers hold for the kernel,
+the reference and the pure-Python implementation alike."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _pure_stream import GAMMA, call_seed, mix64, word
+
+import cdropout
+from cdropout import _kernel, _params, reference
+
+SPEC = Path(__file__).resolve().parent.parent / "docs" / "stream.md"
+pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="needs the source tree")
+
+
+def _table_rows(heading_words):
+    """The rows of the first table after the line that contains heading_words."""
+    lines = SPEC.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if heading_words in line)
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not set(cells[0]) <= set("-: "):
+                rows.append(cells)
+        elif rows:
+            break
+    return rows[1:]  # without the header
+
+
+def test_the_known_words_hold_for_every_implementation():
+    rows = _table_rows("Words `u(i)`")
+    assert len(rows) >= 10
+    for seed, index, expected in ((int(a), int(b), int(c)) for a, b, c in rows):
+        assert word(seed, index) == expected
+        assert int(_kernel.raw_stream(seed, index, 1)[0]) == expected
+        assert int(reference.raw_stream(seed, index, 1)[0]) == expected
+
+
+def test_the_derived_values_hold():
+    values = {row[0]: row[1] for row in _table_rows("Derived values")}
+    key = values["`mix64(0 + GAMMA)`, the key of seed 0"].strip("`")
+    assert mix64(GAMMA) == int(key, 16)
+    t_half, t_tenth = (int(v) for v in values["`T` for p = 0.5 / 0.1"].split(" / "))
+    assert (_params.threshold(0.5), _params.threshold(0.1)) == (t_half, t_tenth)
+    seeds = [int(v) for v in values["`call_seed(7, k)`, k = 0, 1, 2"].split(", ")]
+    assert [call_seed(7, k) for k in range(3)] == seeds
+    assert [_kernel.call_seed(7, k) for k in range(3)] == seeds
+    shown = values["`dropout(ones(8, float32), 0.5, seed=7)`"].strip("`").split()
+    y = cdropout.dropout(np.ones(8, np.float32), 0.5, seed=7)
+    assert y.tolist() == [float(v) for v in shown]
+    z = re.findall(r"-?\d+\.\d+", values["`z(0..3)` for seed 3"])
+    assert np.allclose(reference.standard_normal(3, 0, 4), [float(v) for v in z],
+                       atol=5e-8, rtol=0)  # fmt: skip
+    factors = cdropout.gaussian_dropout(np.ones(4), 0.5, seed=3)  # sigma = 1
+    assert np.array_equal(factors, 1.0 + reference.standard_normal(3, 0, 4))
