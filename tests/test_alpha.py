@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import _params, reference
+from cdropout.testing import assert_same_bytes
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -62,7 +62,7 @@ def test_evaluation_is_the_identity_and_draws_nothing():
 
 
 def test_layer_forward_backward_and_modes():
-    from _pure_stream import call_seed
+    from cdropout.testing import call_seed
 
     layer = cdropout.AlphaDropout(0.25, seed=8)
     assert repr(layer) == "AlphaDropout(p=0.25, inplace=False)"

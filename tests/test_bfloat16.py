@@ -4,10 +4,10 @@ go through the public API (skipped where ml_dtypes is not installed)."""
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import _bfloat16, _kernel, _params, reference
+from cdropout.testing import assert_same_bytes
 
 
 def _edge_words():

@@ -3,10 +3,10 @@ axes, the mask's own C-order indices being its stream indices."""
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import reference
+from cdropout.testing import assert_same_bytes
 
 CASES = [
     ((4, 5, 6, 7), (4, 5, 1, 1)),  # channels, as PyTorch's Dropout2d

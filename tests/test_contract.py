@@ -3,9 +3,9 @@ what a dropped element becomes, seeds, out= and the mask."""
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
+from cdropout.testing import assert_same_bytes
 
 DTYPES = [np.float16, np.float32, np.float64]
 

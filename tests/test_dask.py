@@ -3,7 +3,8 @@ cluster of processes. Skipped without the dask extra (.ci/run installs it)."""
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
+
+from cdropout.testing import assert_same_bytes
 
 da = pytest.importorskip("dask.array")
 

@@ -31,3 +31,17 @@ def test_readme_python_examples_run():
         if "import torch" in block and not has_torch:
             continue  # likewise the torch extra
         exec(compile(block, str(readme), "exec"), namespace)
+
+
+def test_assert_same_bytes_tells_apart_what_array_equal_does_not():
+    import numpy as np
+
+    from cdropout.testing import assert_same_bytes
+
+    assert_same_bytes(np.array([0.0, np.nan]), np.array([0.0, np.nan]))
+    for a, b in ((np.array([0.0]), np.array([-0.0])),
+                 (np.array([1.0], np.float32), np.array([1.0])),
+                 (np.ones((2, 1)), np.ones(2)),
+                 (np.array([np.nan]), -np.array([np.nan]))):  # fmt: skip
+        with pytest.raises(AssertionError):
+            assert_same_bytes(a, b)

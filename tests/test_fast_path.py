@@ -7,10 +7,10 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import _kernel, _params, reference
+from cdropout.testing import assert_same_bytes
 
 B = _kernel.BLOCK
 

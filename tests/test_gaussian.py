@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import reference
+from cdropout.testing import assert_same_bytes
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -76,7 +76,7 @@ def test_evaluation_is_the_identity_and_p_one_is_refused():
 
 
 def test_layer_backward_multiplies_by_the_same_factors():
-    from _pure_stream import call_seed
+    from cdropout.testing import call_seed
 
     layer = cdropout.GaussianDropout(0.3, seed=4)
     assert repr(layer) == "GaussianDropout(p=0.3, inplace=False)"

@@ -10,10 +10,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import reference
+from cdropout.testing import assert_same_bytes
 
 
 def _run_python(code, timeout=120):

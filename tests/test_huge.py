@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import reference
+from cdropout.testing import assert_same_bytes
 
 
 @pytest.mark.slow

@@ -3,10 +3,10 @@ around the block length, p, seeds, thread counts, offsets and memory layouts."""
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import _kernel, reference
+from cdropout.testing import assert_same_bytes
 
 B = _kernel.BLOCK
 DTYPES = [np.float16, np.float32, np.float64]

@@ -5,11 +5,10 @@ import pickle
 
 import numpy as np
 import pytest
-from _pure_stream import call_seed
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import _kernel
+from cdropout.testing import assert_same_bytes, call_seed
 
 
 def test_call_seed_known_answers():

@@ -3,12 +3,12 @@ and `out` arrays, cdropout.dropout equals cdropout.reference byte for byte, or b
 refuse the call with the same exception and leave x and out as they were."""
 
 import numpy as np
-from conftest import assert_same_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cdropout
 from cdropout import reference
+from cdropout.testing import assert_same_bytes
 
 DTYPES = ["<f2", ">f2", "<f4", ">f4", "<f8", ">f8"]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _pure_stream import GAMMA, call_seed, mix64, word
 
 import cdropout
 from cdropout import _kernel, _params, reference
+from cdropout.testing import GAMMA, call_seed, mix64, word
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "stream.md"
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="needs the source tree")

@@ -7,11 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-from _pure_stream import GAMMA, mix64, word
-from conftest import assert_same_bytes
 
 import cdropout
 from cdropout import _kernel, _params, reference
+from cdropout.testing import GAMMA, assert_same_bytes, mix64, word
 
 B = _kernel.BLOCK
 
@@ -28,7 +27,7 @@ def test_mix64_is_splitmix64_published_first_output():
     assert reference.mix64(np.array([GAMMA], np.uint64))[0] == 0xE220A8397B1DCDAF
 
 
-# Derived once with tests/_pure_stream.py (pure-Python integers, one element at a time)
+# Derived once with cdropout.testing.word (pure-Python integers, one element at a time)
 # and written here, so that a change of the stream anywhere fails loudly.
 GOLDEN = [
     (0, [0, 1, 15, 16, 17, 4095],

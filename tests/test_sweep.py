@@ -5,13 +5,13 @@ anything is written or drawn."""
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import cdropout
 from cdropout import reference
+from cdropout.testing import assert_same_bytes
 
 DTYPES = st.one_of(
     hnp.floating_dtypes(endianness="?"),

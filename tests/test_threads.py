@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_same_bytes
 
 import cdropout
+from cdropout.testing import assert_same_bytes
 
 
 def test_eight_python_threads_at_once_give_the_serial_results():
