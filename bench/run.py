@@ -32,23 +32,16 @@ import cdropout  # noqa: E402
 from cdropout import _config, _timing  # noqa: E402
 
 
+def _git(*args):
+    run = subprocess.run(["git", *args], cwd=HERE, text=True, capture_output=True,
+                         check=True)  # fmt: skip
+    return run.stdout.strip()
+
+
 def commit():
     """The checkout's commit (with '+' when it has uncommitted changes), or None."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=HERE,
-            text=True,
-            capture_output=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"],
-            cwd=HERE,
-            text=True,
-            capture_output=True,
-            check=True,
-        ).stdout.strip()
+        head, dirty = _git("rev-parse", "HEAD"), _git("status", "--porcelain")
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+" if dirty else "")
