@@ -29,7 +29,7 @@ OPENMP_PROBE = textwrap.dedent(
     """
     #include <omp.h>
     #include <stdio.h>
-    int main(void) {
+    int probe(void) {
         int n = 0;
         #pragma omp parallel reduction(+:n)
         n += 1;
@@ -51,8 +51,9 @@ def the_compiler():
 
 
 def openmp_flags(compiler):
-    """Compile and link (never run: cross-compiling must work) a tiny OpenMP program;
-    its (compile, link) flags, or the compiler's error."""
+    """Compile and link (never run: cross-compiling must work) a tiny OpenMP program,
+    as a shared object linked as the extension will be (LDSHARED, LDFLAGS: a sanitizer
+    build's flags included); its (compile, link) flags, or the compiler's error."""
     flag = "-fopenmp"
     tmp = tempfile.mkdtemp(prefix="cdropout-omp-")
     try:
@@ -60,8 +61,8 @@ def openmp_flags(compiler):
         with open(source, "w") as f:
             f.write(OPENMP_PROBE)
         objects = compiler.compile([source], output_dir=tmp, extra_postargs=[flag])
-        compiler.link_executable(objects, os.path.join(tmp, "probe"),
-                                 extra_postargs=[flag])  # fmt: skip
+        compiler.link_shared_object(objects, os.path.join(tmp, "probe.so"),
+                                    extra_postargs=[flag])  # fmt: skip
         return [flag], [flag]
     except Exception as exc:  # any failure means: no usable OpenMP
         return exc
