@@ -26,6 +26,7 @@ sys.path.insert(0, str(HERE))  # the phases beside this file, also under runpy
 import grid  # noqa: E402
 import plot  # noqa: E402
 import scaling  # noqa: E402
+import targets  # noqa: E402
 import variants  # noqa: E402
 
 import cdropout  # noqa: E402
@@ -97,6 +98,7 @@ def main(argv=None):
     (args.out / "variants.json").write_text(json.dumps(variant_row))
     (args.out / "threads.json").write_text(json.dumps(threads))
     grid.print_table(info, records)
+    targets.print_targets(records)
     variants.print_broadcast(broadcast)
     variants.print_variants(variant_row)
     scaling.print_threads(threads)
