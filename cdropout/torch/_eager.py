@@ -10,9 +10,11 @@ operators (cdropout.torch._ops), which run the same NumPy calls: the bytes are t
 The key is a Python int on ctx: backward saves no tensor at all.
 """
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from cdropout import _params
 from cdropout.torch import _ops
 
 
@@ -50,4 +52,5 @@ class AlphaDropout(torch.autograd.Function):
         if p == 1.0:
             return torch.zeros_like(grad), None, None, None, None, None
         kept = Dropout.apply(grad, key, p, "classic", offset, n_threads, noise_shape)
-        return kept * _ops.alpha_slope(p), None, None, None, None, None
+        a, _, _ = _params.alpha_constants(p, np.float64)  # kept: a * x + b
+        return kept * float(a), None, None, None, None, None

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import cdropout
-from cdropout import _kernel
+from cdropout import _kernel, _params
 from cdropout._threads import USABLE_CPUS, resolve_threads
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
@@ -94,11 +94,6 @@ def run_alpha(input, out, key, p, offset, n_threads, noise_shape):
                            offset=offset, n_threads=_threads(n_threads),
                            noise_shape=_noise(noise_shape))  # fmt: skip
     return out
-
-
-def alpha_slope(p):
-    """a of alpha dropout: kept elements become a * x + b (0 < p < 1)."""
-    return float(1.0 / np.sqrt((cdropout._params.SELU_ALPHA**2 * p + 1.0) * (1.0 - p)))
 
 
 @torch.library.custom_op("cdropout::dropout", mutates_args=(), device_types="cpu")
@@ -192,7 +187,8 @@ def _alpha_backward(ctx, grad):
     if p == 1.0:
         return torch.zeros_like(grad), None, None, None, None, None
     kept = dropout_op(grad, key, p, "classic", offset, n_threads, noise_shape)
-    return kept * alpha_slope(p), None, None, None, None, None
+    a, _, _ = _params.alpha_constants(p, np.float64)  # kept: a * x + b
+    return kept * float(a), None, None, None, None, None
 
 
 alpha_dropout_op.register_autograd(_alpha_backward, setup_context=_alpha_setup)
