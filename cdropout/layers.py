@@ -146,18 +146,15 @@ class Dropout:
         self._local = threading.local()
         self._last = last
 
-    def _extra_repr(self) -> str:
-        """What the repr shows after p and inplace (PyTorch's order)."""
-        extra = f", mode={self.mode!r}"
-        if self.noise_shape is not None:
-            extra += f", noise_shape={self.noise_shape!r}"
-        return extra
+    # whether the repr shows the mode: the variants have a single convention
+    _has_mode = True
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(p={self.p!r}, inplace={self.inplace!r}"
-            f"{self._extra_repr()})"
-        )
+        # p and inplace first, in PyTorch's order
+        extra = f", mode={self.mode!r}" if self._has_mode else ""
+        if self.noise_shape is not None:
+            extra += f", noise_shape={self.noise_shape!r}"
+        return f"{type(self).__name__}(p={self.p!r}, inplace={self.inplace!r}{extra})"
 
     def train(self, mode: bool = True) -> "Dropout":
         """Set training mode (or evaluation with ``mode=False``); return the layer."""
@@ -243,8 +240,7 @@ class AlphaDropout(Dropout):
                  noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
         super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape)
 
-    def _extra_repr(self) -> str:
-        return "" if self.noise_shape is None else f", noise_shape={self.noise_shape!r}"
+    _has_mode = False
 
     def _apply(self, x: Any, **kwargs: Any) -> FloatArray:
         return alpha_dropout(x, self.p, noise_shape=self.noise_shape, **kwargs)
@@ -291,7 +287,7 @@ class GaussianDropout(Dropout):
         if self.p == 1.0:
             raise ValueError("p must satisfy 0 <= p < 1 for Gaussian dropout, got 1.0")
 
-    _extra_repr = AlphaDropout._extra_repr
+    _has_mode = False
 
     def _apply(self, x: Any, **kwargs: Any) -> FloatArray:
         return gaussian_dropout(x, self.p, noise_shape=self.noise_shape, **kwargs)
