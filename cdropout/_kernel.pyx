@@ -529,7 +529,7 @@ def use_isa(int level):
 
 
 def use_prefetch(str kind):
-    """Prefetch the source "far" (prefetchnta, half a block), "near" (prefetcht1, 1 KB)
+    """Prefetch the source "far" (prefetchnta, half a block), "near" (prefetcht1, 4 KB)
     or as the CPU's vendor wants ("auto"); return the kind in use. At import, by
     cdropout._config (CDROPOUT_PREFETCH); the bytes never depend on it."""
     global cdr_prefetch_far

@@ -147,7 +147,7 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
  * The dropout of one block's elements [first, first + n), for one float type.
  * Each step asks for the source ahead of the loop, as cdr_prefetch_far chooses (see
  * _xorshift.h): half a block ahead without polluting the caches (prefetchnta) on AMD,
- * 1 KB ahead into L2 (prefetcht1) elsewhere. A prefetch never faults, so running past
+ * 4 KB ahead into L2 (prefetcht1) elsewhere. A prefetch never faults, so running past
  * the array's end is harmless; the branch goes the same way for a whole process.
  */
 #define CDR_DEFINE_DROP(NAME, FLOAT, UINT, SELECT)                                         \
