@@ -114,6 +114,7 @@ extension = Extension(
         "cdropout/_select.h",
         "cdropout/_gauss.h",
         "cdropout/_bfloat16.h",
+        "cdropout/_float16.h",
         "cdropout/_kernel.pxd",
     ],
 )

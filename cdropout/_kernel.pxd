@@ -42,6 +42,15 @@ cdef extern from "_bfloat16.h" nogil:
                        float scale) noexcept
 
 
+cdef extern from "_float16.h" nogil:
+    ctypedef struct cdr_f16_word:
+        uint16_t bits
+    void cdr_float16_init() noexcept
+    void cdr_drop_f16(const cdr_kernels *path, const cdr_f16_word *src, cdr_f16_word *dst,
+                      uint64_t key, uint64_t first, int64_t n, uint32_t threshold,
+                      float scale) noexcept
+
+
 cdef extern from "_select.h" nogil:
     void cdr_select_f32(const float *src, float *dst, const uint8_t *keep, int64_t n,
                         float scale) noexcept

@@ -33,6 +33,7 @@ cdef Py_ssize_t PAIR_MAX_BYTES = 16 << 20
 # The ISA path, chosen once at import by cdropout._config (the best the CPU runs, capped by
 # CDROPOUT_ISA) and never changed afterwards.
 cdef const cdr_kernels *_path = cdr_select_isa(CDR_ISA_AVX512)
+cdr_float16_init()
 
 # Set in a child process forked after import (by cdropout._threads): GNU OpenMP hangs in
 # a forked child's first parallel region, so such a child runs serially.
@@ -43,14 +44,16 @@ cdef bint _in_forked_child = False
 cdef int _usable_cpus = 1
 cdef int _max_threads = 1
 
-# What a block loop writes: float32 or float64 dropout, bfloat16 dropout (its 16-bit words,
-# computed in float32), the keep mask (uint8, src and scale unused) or the raw generator
-# words (uint32, src, threshold and scale unused). The scale travels as a double and is
-# rounded to the element's arithmetic at the leaf (the callers pass it already rounded).
+# What a block loop writes: float32 or float64 dropout, bfloat16 or float16 dropout (their
+# 16-bit words, computed in float32), the keep mask (uint8, src and scale unused) or the
+# raw generator words (uint32, src, threshold and scale unused). The scale travels as a
+# double and is rounded to the element's arithmetic at the leaf (the callers pass it
+# already rounded).
 ctypedef fused element:
     float
     double
     uint16_t
+    cdr_f16_word
     uint8_t
     uint32_t
 
@@ -74,6 +77,9 @@ cdef inline void _run_block(const element *src, element *dst,  # OUT: dst
     elif element is uint16_t:
         cdr_drop_bf16(_path, src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold,
                       <float>scale)
+    elif element is cdr_f16_word:
+        cdr_drop_f16(_path, src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold,
+                     <float>scale)
     elif element is uint8_t:
         _path.mask(dst + at, key, lo, <int64_t>(hi - lo), threshold)
     else:
@@ -282,8 +288,9 @@ def dropout_into(cnp.ndarray src, cnp.ndarray dst, uint64_t seed, uint64_t offse
                  uint32_t threshold, double scale, int n_threads):
     """Write dropout of `src` into `dst` for stream elements [offset, offset + src.size).
 
-    Trusts its caller: src and dst are native, aligned, C-contiguous, non-empty float32,
-    float64 or uint16 arrays (uint16: the bits of bfloat16, computed in float32) of one
+    Trusts its caller: src and dst are native, aligned, C-contiguous, non-empty float16,
+    float32, float64 or uint16 arrays (uint16: the bits of bfloat16; float16 and bfloat16
+    compute in float32) of one
     dtype and size, either the same array or not overlapping; scale is already rounded
     to the dtype's arithmetic; n_threads >= 1.
     """
@@ -304,6 +311,10 @@ cdef int _dropout_into(cnp.ndarray src, cnp.ndarray dst,  # OUT: dst
         _run_chunks[uint16_t](<const uint16_t *>cnp.PyArray_DATA(src),
                               <uint16_t *>cnp.PyArray_DATA(dst), n, seed, offset,
                               threshold, <float>scale, n_threads)
+    elif kind == cnp.NPY_FLOAT16:
+        _run_chunks[cdr_f16_word](<const cdr_f16_word *>cnp.PyArray_DATA(src),
+                                  <cdr_f16_word *>cnp.PyArray_DATA(dst), n, seed, offset,
+                                  threshold, <float>scale, n_threads)
     else:
         _run_chunks[double](<const double *>cnp.PyArray_DATA(src),
                             <double *>cnp.PyArray_DATA(dst), n, seed, offset, threshold,

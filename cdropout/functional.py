@@ -17,9 +17,6 @@ from cdropout._eval import evaluate
 from cdropout._threads import resolve_threads
 from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed, Shape
 
-# float16 runs through a float32 scratch buffer of at most this many elements.
-FLOAT16_CHUNK = 1 << 18
-
 
 # The common call (contiguous native float32/float64, float p, int seed: see
 # _kernel.dropout_fast) is checked and run in C without entering this function.
@@ -144,9 +141,7 @@ def dropout(
         elif _bfloat16.is_bfloat16(x.dtype):  # the kernel works on its 16-bit words
             _drop_plain(_bfloat16.words(x), _bfloat16.words(dst), key, offset,
                         threshold, scale, n_threads)  # fmt: skip
-        elif x.dtype.itemsize == 2:
-            _drop_float16(x, dst, key, offset, threshold, scale, n_threads)
-        else:
+        else:  # float16 too: the kernel reads and writes its words
             _drop_plain(x, dst, key, offset, threshold, scale, n_threads)
     return dst
 
@@ -177,26 +172,6 @@ def _on_kernel_memory(x, dst, kernel):
     work = dst if _kernel_ready(dst) else _params.new_output(x)
     np.copyto(work, x)
     kernel(work, work)
-    if work is not dst:
-        np.copyto(dst, work)
-
-
-def _drop_float16(x, dst, seed, offset, threshold, scale, n_threads):
-    # float32 arithmetic rounded once to float16, chunk by chunk through a small buffer;
-    # `offset` keeps every chunk on its place in the stream.
-    work = dst if _kernel_ready(dst) else _params.new_output(x)
-    if work is not x:
-        np.copyto(work, x)
-    flat = work.reshape(-1)
-    buffer = np.empty(min(flat.size, FLOAT16_CHUNK), np.float32)
-    for start in range(0, flat.size, FLOAT16_CHUNK):
-        part = flat[start : start + FLOAT16_CHUNK]
-        scratch = buffer[: part.size]
-        scratch[...] = part
-        _kernel.dropout_into(
-            scratch, scratch, seed, offset + start, threshold, scale, n_threads
-        )
-        part[...] = scratch
     if work is not dst:
         np.copyto(dst, work)
 

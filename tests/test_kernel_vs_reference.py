@@ -135,3 +135,17 @@ def test_both_prefetch_choices_give_the_references_bytes_out_of_cache(kind, dtyp
             assert_same_bytes(y, reference.dropout(x, 0.3, seed=9, offset=5))
     finally:
         _kernel.use_prefetch(before)
+
+
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+@pytest.mark.parametrize("p", [0.1, 1 / 3, 0.5, 0.999])
+def test_float16_every_bit_pattern_rounds_as_the_reference(p, mode):
+    # the kernel converts float16 itself (F16C on the AVX2 and AVX-512 paths, bit
+    # arithmetic on the baseline one): every one of the 65,536 patterns (subnormals,
+    # infinities, NaN payloads) and products that round to subnormals, to even and
+    # past 65504 to inf must give NumPy's float32 round trip
+    patterns = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    for offset in (0, 5):
+        actual = cdropout.dropout(patterns, p, seed=7, mode=mode, offset=offset)
+        desired = reference.dropout(patterns, p, seed=7, mode=mode, offset=offset)
+        assert_same_bytes(actual, desired)
