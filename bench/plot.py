@@ -1,5 +1,7 @@
 """The figure: ns per element against size, float32, p = 0.5, one panel per layout."""
 
+from cdropout._timing import LAYOUTS
+
 
 def plot(records, path, dtype="float32", p=0.5):
     import matplotlib
@@ -10,19 +12,19 @@ def plot(records, path, dtype="float32", p=0.5):
     timed = [
         r for r in records if "seconds" in r and r["dtype"] == dtype and r["p"] == p
     ]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
-    for ax, in_place in zip(axes, (True, False), strict=True):
-        rows = [r for r in timed if r["in_place"] == in_place]
+    fig, axes = plt.subplots(1, len(LAYOUTS), figsize=(18, 5), sharey=True)
+    for ax, layout in zip(axes, LAYOUTS, strict=True):
+        rows = [r for r in timed if r["layout"] == layout]
         for name in dict.fromkeys(r["contender"] for r in rows):
             points = sorted(
                 (r["size"], r["ns_per_element"]) for r in rows if r["contender"] == name
             )
             style = "k--" if name == "floor" else "o-"
             ax.loglog(*zip(*points, strict=True), style, label=name, markersize=3)
-        ax.set_title(f"{dtype}, p={p}, {'in place' if in_place else 'new output'}")
+        ax.set_title(f"{dtype}, p={p}, {layout}")
         ax.set_xlabel("elements")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("ns per element")
-    axes[1].legend(fontsize=8)
+    axes[-1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -86,6 +86,9 @@ def main(argv=None):
 
     info = meta()
     records = grid.run_grid(grid.QUICK if args.quick else grid.FULL, progress)
+    records += grid.run_sixteen_bit(
+        grid.SIXTEEN_BIT_QUICK if args.quick else grid.SIXTEEN_BIT, progress
+    )
     broadcast = variants.run_broadcast(progress)
     variant_row = variants.run_variants()
     sizes = [10**6, 10**7] if args.quick else [10**6, 10**7, 10**8]

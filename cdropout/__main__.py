@@ -85,13 +85,13 @@ def speed_table(sizes=(10**3, 10**5, 10**6, 10**7), p=0.5):
     if torch is None:
         print("  (PyTorch is not installed: its column is left out)")
     rng = np.random.default_rng(0)
-    for in_place in (True, False):
-        print("in place (out=x):" if in_place else "new output array:")
+    for layout in ("in place", "new output"):
+        print(f"{layout}:")
         header = None
         for n in sizes:
             x = rng.standard_normal(n).astype(np.float32)
             peers = None if torch is None else {"PyTorch": torch}
-            found = _timing.contenders(x, p, in_place, peers=peers)
+            found = _timing.contenders(x, p, layout, peers=peers)
             times = _timing.best_times(found, n)
             if header is None:
                 header = [c.name for c in found]

@@ -87,19 +87,34 @@ def peers():
     return found
 
 
-def contenders(
-    x, p, in_place, *, threads=(1,), isa_paths=(), reference=False, peers=None
-):
-    """The contenders on one array, the floor first.
+# Where the result goes: into x, into a preallocated array reused call after call, or
+# into a new array each call.
+LAYOUTS = ("in place", "out=", "new output")
 
-    The floor is np.multiply(x, s, out=x) in place, np.multiply(x, s) otherwise: the
-    memory traffic of any dropout. In-place calls reuse x, whose values stay valid
-    floats (dropout of dropout); products grow to inf, which runs as fast.
+
+def contenders(
+    x, p, layout, *, threads=(1,), isa_paths=(), recipe=True, reference=False,
+    peers=None,
+):
+    """The contenders on one array in one of LAYOUTS, the floor first.
+
+    The floor is np.multiply(x, s) written where the layout writes (out=x, out=a
+    preallocated array, a new array): the memory traffic of any dropout, and for float16
+    and bfloat16 a float32 round trip per element (NumPy's and ml_dtypes' multiply
+    compute in float32). In-place calls reuse x, whose values stay valid floats (dropout
+    of dropout); products grow to inf, which runs as fast. The recipe (left out with
+    recipe=False: it draws float32 or float64 only), the reference and the peers have
+    no out=: they are left out of that layout.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     scale = x.dtype.type(1 / (1 - p))
-    out = x if in_place else None
+    out = {"in place": x, "out=": np.empty_like(x), "new output": None}[layout]
     rng = np.random.default_rng(0)
-    floor = (lambda: np.multiply(x, scale, out=x)) if in_place else (lambda: x * scale)
+
+    def floor():
+        return np.multiply(x, scale, out=out)  # out=None: a new array
+
     found = [Contender("floor", floor)]
     for t in threads:
         found.append(
@@ -119,16 +134,20 @@ def contenders(
                 teardown=lambda: _kernel.use_isa(best),
             )
         )
-    found.append(
-        Contender(
-            "NumPy recipe",
-            lambda: x * (rng.random(x.shape, x.dtype) >= p) / x.dtype.type(1 - p),
+    if layout == "out=":
+        return found
+    if recipe:
+        found.append(
+            Contender(
+                "NumPy recipe",
+                lambda: x * (rng.random(x.shape, x.dtype) >= p) / x.dtype.type(1 - p),
+            )
         )
-    )
     if reference:
         found.append(
             Contender("reference", lambda: cdropout.reference.dropout(x, p, seed=1))
         )
+    in_place = layout == "in place"
     for name, run in (peers or {}).items():
         found.append(Contender(name, lambda run=run: run(x, p, in_place)))
     return found
