@@ -26,9 +26,16 @@ cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 # taken back between them to check for Ctrl-C: about a millisecond per thread per chunk.
 cdef Py_ssize_t CHUNK_PER_THREAD = 1 << 22
 # Calls of at most this many bytes run whole blocks two at a time (see cdr_drop2 in
-# _lanes.h): faster in cache, slower once the array streams from memory. Measured on this
-# project's machine (32 MiB L3): float32 pairs win up to 16 MiB and lose at 40 MiB.
+# _lanes.h): faster in cache, slower once the array streams from memory. Measured in
+# place on this project's AMD machine (32 MiB L3): float32 pairs win up to 16 MiB and lose
+# at 40 MiB.
 cdef Py_ssize_t PAIR_MAX_BYTES = 16 << 20
+# Into a separate output, with the near prefetch (which the pairs lack: prefetching there
+# made them slower), pairs win only below this many bytes of input. Measured on this
+# project's Intel Xeon (2 MiB of L2 a core), one thread, against the single-block loop:
+# float64 at 800 KB 1.13x the floor against 1.45x; float32 at 1 MiB 1.45x against 1.25x,
+# at 4 MB 1.27-1.42x against 0.99x. AMD keeps the rule above, as measured there.
+cdef Py_ssize_t PAIR_MAX_BYTES_SEPARATE = 1 << 20
 
 # The ISA path, chosen once at import by cdropout._config (the best the CPU runs, capped by
 # CDROPOUT_ISA) and never changed afterwards.
@@ -145,7 +152,10 @@ cdef int _run_chunks(const element *src, element *dst,  # OUT: dst
     cdef Py_ssize_t chunk = CHUNK_PER_THREAD * (n_threads if n_threads > 1 else 1)
     cdef Py_ssize_t start = 0, stop
     # decided on the whole call: its chunks are cut small for Ctrl-C, not for the cache
-    cdef bint interleave = n * <Py_ssize_t>sizeof(element) <= PAIR_MAX_BYTES
+    cdef Py_ssize_t nbytes = n * <Py_ssize_t>sizeof(element)
+    cdef bint interleave = nbytes <= PAIR_MAX_BYTES
+    if <const void *>src != <const void *>dst and not cdr_prefetch_far:
+        interleave = nbytes < PAIR_MAX_BYTES_SEPARATE
     if n < PARALLEL_MIN:  # microseconds: releasing the GIL would cost more than it frees
         _run_blocks(src, dst, n, key, offset, threshold, scale, 1, interleave)
         return 0

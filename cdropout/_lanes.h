@@ -147,8 +147,12 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
  * The dropout of one block's elements [first, first + n), for one float type.
  * Each step asks for the source ahead of the loop, as cdr_prefetch_far chooses (see
  * _xorshift.h): half a block ahead without polluting the caches (prefetchnta) on AMD,
- * 4 KB ahead into L2 (prefetcht1) elsewhere. A prefetch never faults, so running past
- * the array's end is harmless; the branch goes the same way for a whole process.
+ * 4 KB ahead into L2 (prefetcht1) elsewhere. The near prefetch asks for every cache line
+ * of the step (float64's steps span two), and for a separate output its lines too, for
+ * writing: on this project's Intel Xeon that took out= from 1.07-1.12x the floor (NumPy's
+ * multiply into out=) to 0.75-0.92x at 1e7 and 1e8 elements, and float64 in place from
+ * 1.07-1.14x to 0.91-0.97x. A prefetch never faults, so running past the array's end is
+ * harmless; the branches go the same way for a whole call.
  */
 #define CDR_DEFINE_DROP(NAME, FLOAT, UINT, SELECT)                                         \
     static void P_(NAME)(const FLOAT *src, FLOAT *dst, uint64_t key, uint64_t first,       \
@@ -160,7 +164,13 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
             if (cdr_prefetch_far)                                                          \
                 __builtin_prefetch(src + i + CDR_BLOCK / 2, 0, 0);                         \
             else                                                                           \
-                __builtin_prefetch((const char *)(src + i) + cdr_prefetch_near, 0, 2);     \
+                for (int line = 0; line < (int)sizeof(FLOAT) * CDR_LANES; line += 64) {    \
+                    __builtin_prefetch((const char *)(src + i) + cdr_prefetch_near + line, \
+                                       0, 2);                                              \
+                    if (dst != src)                                                        \
+                        __builtin_prefetch((char *)(dst + i) + cdr_prefetch_near + line,   \
+                                           1, 2);                                          \
+                }                                                                          \
             for (int v = 0; v < NV; v++)                                                   \
                 SELECT(dst + i + v * CDR_VW, src + i + v * CDR_VW, scale, u[v], t);,       \
             CDR_DROP_ONE);                                                                 \

@@ -121,18 +121,22 @@ def test_in_place_on_non_native_and_misaligned_arrays(dtype):
 @pytest.mark.parametrize("kind", ["far", "near"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_both_prefetch_choices_give_the_references_bytes_out_of_cache(kind, dtype):
-    # above the 16 MiB under which blocks run in pairs, so the prefetching loop runs
+    # above the 16 MiB under which blocks run in pairs, so the prefetching loop runs,
+    # and between 1 and 16 MiB, where a separate output leaves the pairs for the near
+    # prefetch's loop
     from cdropout import _kernel
 
-    x = np.random.default_rng(1).standard_normal(4_500_000 + 13).astype(dtype)
     before = _kernel.prefetch_kind()
     try:
         _kernel.use_prefetch(kind)
         assert _kernel.prefetch_kind() == kind
-        for out in (None, x.copy()):
-            y = cdropout.dropout(x if out is None else out, 0.3, seed=9, offset=5,
-                                 out=out, n_threads=2)  # fmt: skip
-            assert_same_bytes(y, reference.dropout(x, 0.3, seed=9, offset=5))
+        for size in (300_013, 4_500_013):
+            x = np.random.default_rng(1).standard_normal(size).astype(dtype)
+            desired = reference.dropout(x, 0.3, seed=9, offset=5)
+            for out in (None, x.copy()):
+                y = cdropout.dropout(x if out is None else out, 0.3, seed=9, offset=5,
+                                     out=out, n_threads=2)  # fmt: skip
+                assert_same_bytes(y, desired)
     finally:
         _kernel.use_prefetch(before)
 
