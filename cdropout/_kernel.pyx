@@ -46,6 +46,11 @@ cdr_float16_init()
 # a forked child's first parallel region, so such a child runs serially.
 cdef bint _in_forked_child = False
 
+# The type number of ml_dtypes.bfloat16 once cdropout.functional has seen such an array
+# (ml_dtypes is optional, and importing it costs time), so that the fast path takes
+# bfloat16 from then on; -1 (no type) before.
+cdef int _bfloat16_type = -1
+
 # Set once at import by cdropout._threads: the CPUs this process may use (the default
 # thread count's cap) and the most threads any call starts.
 cdef int _usable_cpus = 1
@@ -178,12 +183,14 @@ cdef inline uint64_t _threshold(double p) noexcept nogil:
 
 
 cdef inline bint _is_ready(object a, bint writeable):
-    # a native, aligned, C-contiguous, non-empty float32 or float64 ndarray
+    # a native, aligned, C-contiguous, non-empty float16, float32, float64 or (once
+    # registered) bfloat16 ndarray
     if type(a) is not cnp.ndarray:
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
     cdef int kind = cnp.PyArray_TYPE(arr)
-    return ((kind == cnp.NPY_FLOAT32 or kind == cnp.NPY_FLOAT64)
+    return ((kind == cnp.NPY_FLOAT32 or kind == cnp.NPY_FLOAT64
+             or kind == cnp.NPY_FLOAT16 or kind == _bfloat16_type)
             and (cnp.PyArray_ISCARRAY(arr) if writeable else cnp.PyArray_ISCARRAY_RO(arr))
             and cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_SIZE(arr) > 0)
 
@@ -236,8 +243,8 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
     """The whole of cdropout.dropout for the common call, else NotImplemented.
 
     At 1,000 elements the call overhead is most of the cost, so the common call is
-    checked and run here, in C: a native, aligned, C-contiguous, non-empty float32 or
-    float64 ndarray; out None, x itself (or another view of exactly x's memory), or
+    checked and run here, in C: a native, aligned, C-contiguous, non-empty float16,
+    float32, float64 or (see register_bfloat16) bfloat16 ndarray; out None, x itself (or another view of exactly x's memory), or
     another such array of x's dtype and shape that shares no byte with x; a Python
     float 0 < p < 1; a Python int seed
     in [0, 2**64); training True; a known mode; offset 0; n_threads None or a Python
@@ -317,7 +324,7 @@ cdef int _dropout_into(cnp.ndarray src, cnp.ndarray dst,  # OUT: dst
         _run_chunks[float](<const float *>cnp.PyArray_DATA(src),
                            <float *>cnp.PyArray_DATA(dst), n, seed, offset, threshold,
                            <float>scale, n_threads)
-    elif kind == cnp.NPY_UINT16:
+    elif kind == cnp.NPY_UINT16 or kind == _bfloat16_type:
         _run_chunks[uint16_t](<const uint16_t *>cnp.PyArray_DATA(src),
                               <uint16_t *>cnp.PyArray_DATA(dst), n, seed, offset,
                               threshold, <float>scale, n_threads)
@@ -516,6 +523,13 @@ def scale_floor(cnp.ndarray src, cnp.ndarray dst, double scale, int n_threads):
         with nogil:
             for i in prange(n, schedule="static", num_threads=n_threads):
                 b64[i] = a64[i] * scale
+
+
+def register_bfloat16(int type_number):
+    """Let the fast path take arrays of this type number as bfloat16 (cdropout.functional
+    passes ml_dtypes.bfloat16's when it first sees one)."""
+    global _bfloat16_type
+    _bfloat16_type = type_number
 
 
 def mark_forked_child():

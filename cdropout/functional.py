@@ -2,8 +2,8 @@
 
 Each call checks every argument first (cdropout._params), then makes one pass of the
 compiled kernel over memory it can work on directly, copying only where the layout
-asks for it: strided, non-native, misaligned or float16 input, or an `out` that partly
-overlaps `x`.
+asks for it: strided, non-native or misaligned input, an `out` that partly overlaps
+`x`, and float16 or bfloat16 input of the alpha and Gaussian variants (through float32).
 """
 
 import math
@@ -18,7 +18,7 @@ from cdropout._threads import resolve_threads
 from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed, Shape
 
 
-# The common call (contiguous native float32/float64, float p, int seed: see
+# The common call (contiguous native float16/32/64 or bfloat16, float p, int seed: see
 # _kernel.dropout_fast) is checked and run in C without entering this function.
 @_kernel.with_fast_path
 def dropout(
@@ -139,6 +139,7 @@ def dropout(
         if noise != x.shape:
             _drop_broadcast(x, dst, noise, key, offset, threshold, scale, n_threads)
         elif _bfloat16.is_bfloat16(x.dtype):  # the kernel works on its 16-bit words
+            _kernel.register_bfloat16(x.dtype.num)  # the fast path takes the next ones
             _drop_plain(_bfloat16.words(x), _bfloat16.words(dst), key, offset,
                         threshold, scale, n_threads)  # fmt: skip
         else:  # float16 too: the kernel reads and writes its words

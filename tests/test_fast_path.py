@@ -19,7 +19,7 @@ def _fast(x, p=0.5, seed=1, training=True, mode="inverted", out=None, offset=0, 
     return _kernel.dropout_fast(x, p, seed, training, mode, out, offset, n)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("size", [1, 17, B + 1, 3 * B + 7])
 @pytest.mark.parametrize("p", [1e-12, 0.1, 0.5, 0.9, 1 - 2**-32])
 @pytest.mark.parametrize("mode", ["inverted", "classic"])
@@ -33,6 +33,19 @@ def test_fast_path_equals_reference(dtype, size, p, mode):
         in_place = x.copy()
         assert _fast(in_place, p, seed, mode=mode, out=in_place) is in_place
         assert_same_bytes(in_place, desired)
+
+
+def test_fast_path_takes_bfloat16_once_the_checked_path_has_seen_it():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.linspace(-3, 3, 3 * B + 7).astype(ml_dtypes.bfloat16)
+    desired = reference.dropout(x, 0.3, seed=4)
+    assert_same_bytes(cdropout.dropout(x, 0.3, seed=4), desired)  # registers the type
+    new = _fast(x, 0.3, 4)
+    assert new is not NotImplemented
+    assert_same_bytes(new, desired)
+    in_place = x.copy()
+    assert _fast(in_place, 0.3, 4, out=in_place) is in_place
+    assert_same_bytes(in_place, desired)
 
 
 @pytest.mark.parametrize("n_threads", [None, 1, 2, 3])
@@ -78,7 +91,8 @@ def test_fast_path_keeps_the_shape():
         {"n": 257},  # above cdropout._threads.MAX_THREADS: the checked path caps it
         {"x": np.ones(16, np.float32)[::2]},
         {"x": np.ones(8, ">f4")},
-        {"x": np.ones(8, np.float16)},
+        {"x": np.ones(8, ">f2")},
+        {"out": np.empty(8, np.float16)},
         {"x": np.ones(0, np.float32)},
         {"x": [1.0, 2.0]},
         {"x": np.ones(8, np.float32).view(np.matrix)},
