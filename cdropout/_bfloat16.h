@@ -28,16 +28,54 @@ static inline uint16_t cdr_f32_to_bf16(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* The conversion loops, compiled once per ISA path as the dropout loops are (_xorshift.h):
+ * gcc vectorises them at the path's width. Measured on this project's Intel Xeon, bfloat16
+ * in place at 1e5-1e7 elements: 0.64-0.73 ns per element with the SSE2 loops alone. */
+#define CDR_BF16_LOOPS(P)                                                                  \
+    static void cdr_widen_bf16_##P(const uint16_t *src, float *dst, int64_t n)            \
+    {                                                                                      \
+        for (int64_t i = 0; i < n; i++) dst[i] = cdr_bf16_to_f32(src[i]);                  \
+    }                                                                                      \
+    static void cdr_narrow_bf16_##P(const float *src, uint16_t *dst, int64_t n)           \
+    {                                                                                      \
+        for (int64_t i = 0; i < n; i++) dst[i] = cdr_f32_to_bf16(src[i]);                  \
+    }
+
+CDR_BF16_LOOPS(baseline)
+#if CDR_HAVE_DISPATCH
+#pragma GCC push_options
+#pragma GCC target("avx2")
+CDR_BF16_LOOPS(avx2)
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+CDR_BF16_LOOPS(avx512)
+#pragma GCC pop_options
+#endif
+#undef CDR_BF16_LOOPS
+
 /* Dropout of elements [first, first + n) of ONE block (n <= CDR_BLOCK), through a float32
- * buffer on the stack: the same decisions and float32 products as the float32 loop. */
+ * buffer on the stack: the same decisions and float32 products as the float32 loop, with
+ * the conversions of the same ISA path. */
 static void cdr_drop_bf16(const cdr_kernels *path, const uint16_t *src, uint16_t *dst,
                           uint64_t key, uint64_t first, int64_t n, uint32_t threshold,
                           float scale)
 {
     float buffer[CDR_BLOCK];
-    for (int64_t i = 0; i < n; i++) buffer[i] = cdr_bf16_to_f32(src[i]);
+    void (*widen)(const uint16_t *, float *, int64_t) = cdr_widen_bf16_baseline;
+    void (*narrow)(const float *, uint16_t *, int64_t) = cdr_narrow_bf16_baseline;
+#if CDR_HAVE_DISPATCH
+    if (path == &cdr_paths[CDR_ISA_AVX512]) {
+        widen = cdr_widen_bf16_avx512;
+        narrow = cdr_narrow_bf16_avx512;
+    } else if (path == &cdr_paths[CDR_ISA_AVX2]) {
+        widen = cdr_widen_bf16_avx2;
+        narrow = cdr_narrow_bf16_avx2;
+    }
+#endif
+    widen(src, buffer, n);
     path->drop_f32(buffer, buffer, key, first, n, threshold, scale);
-    for (int64_t i = 0; i < n; i++) dst[i] = cdr_f32_to_bf16(buffer[i]);
+    narrow(buffer, dst, n);
 }
 
 #endif /* CDROPOUT_BFLOAT16_H */
