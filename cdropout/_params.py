@@ -20,6 +20,8 @@ THRESHOLD_ALL = 2**32  # the threshold of p = 1: every 32-bit word is below it
 
 def probability(p):
     """p as a float in [0, 1] (a real number, or a 0-d array of one)."""
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common call, without the ABC checks
+        return p
     if isinstance(p, np.ndarray) and p.ndim == 0 and p.dtype.kind in "fiu":
         p = p[()]
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
@@ -159,6 +161,8 @@ def new_output(x):
 
 
 def offset(value, size):
+    if type(value) is int and 0 <= value and value + size <= OFFSET_LIMIT:  # common
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"offset must be an int, got {type(value).__name__}")
     value = int(value)
@@ -222,6 +226,8 @@ def seed_value(seed):
     RandomState, as seeded by numpy.random.seed) gives one 64-bit draw, and so advances:
     call this last, once everything else is checked. None: fresh OS entropy.
     """
+    if type(seed) is int and 0 <= seed < 2**64:  # the common call, without ABC checks
+        return seed
     check_seed(seed)
     if seed is None:
         return int.from_bytes(os.urandom(8), "little")

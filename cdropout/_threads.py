@@ -79,6 +79,8 @@ def resolve_threads(n_threads):
     """
     if n_threads is None:
         count = min(_kernel.default_threads(), USABLE_CPUS)
+    elif type(n_threads) is int and 0 < n_threads <= MAX_THREADS:  # without ABC checks
+        count = n_threads
     elif isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
         raise TypeError(
             f"n_threads must be None or an int, got {type(n_threads).__name__}"

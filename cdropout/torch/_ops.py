@@ -26,7 +26,8 @@ _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 def as_numpy(tensor):
     """A NumPy view of a CPU tensor's memory (bfloat16 as ml_dtypes.bfloat16)."""
-    tensor = tensor.detach()
+    if tensor.requires_grad:  # .numpy() refuses it; detach() costs a new tensor object
+        tensor = tensor.detach()
     if tensor.dtype == torch.bfloat16:
         return tensor.view(torch.int16).numpy().view(_BFLOAT16)
     return tensor.numpy()
