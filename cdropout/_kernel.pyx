@@ -244,9 +244,9 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
 
     At 1,000 elements the call overhead is most of the cost, so the common call is
     checked and run here, in C: a native, aligned, C-contiguous, non-empty float16,
-    float32, float64 or (see register_bfloat16) bfloat16 ndarray; out None, x itself (or another view of exactly x's memory), or
-    another such array of x's dtype and shape that shares no byte with x; a Python
-    float 0 < p < 1; a Python int seed
+    float32, float64 or (see register_bfloat16) bfloat16 ndarray; out None, x itself
+    (or another view of exactly x's memory), or another such array of x's dtype and
+    shape that shares no byte with x; a Python float 0 < p < 1; a Python int seed
     in [0, 2**64); training True; a known mode; offset 0; n_threads None or a Python
     int in [1, cdropout._threads.MAX_THREADS]. Every other call, valid or not, gets
     NotImplemented and goes through cdropout.functional, which checks it fully and
