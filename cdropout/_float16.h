@@ -102,10 +102,10 @@ __attribute__((target("avx,f16c"))) static void cdr_narrow_f16_f16c(const float 
                          _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
     cdr_narrow_f16_portable(src + i, dst + i, n - i);
 }
-#endif
 
 /* Whether the conversions may use F16C: set once at import (cdr_float16_init). */
 static int cdr_f16c = 0;
+#endif
 
 static void cdr_float16_init(void)
 {
