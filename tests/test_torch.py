@@ -159,6 +159,23 @@ def test_compile_fullgraph_gives_the_eager_bytes_and_export_keeps_the_op():
     assert "torch.ops.cdropout.call_key.default" in code
 
 
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_dropout_before_relu_is_the_same_function_to_the_bit(dtype, mode):
+    # the README's advice under torch.compile: relu(dropout(x)) == dropout(relu(x)),
+    # forward and backward, zeros of both signs, infinities and NaN included
+    values = torch.randn(64, 100, dtype=torch.float64)
+    values[0, :6] = torch.tensor([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-300])
+    after, before = values.to(dtype).requires_grad_(), values.to(dtype).requires_grad_()
+    y_after = ct.dropout(torch.relu(after), 0.3, seed=5, mode=mode)
+    y_before = torch.relu(ct.dropout(before, 0.3, seed=5, mode=mode))
+    assert np.array_equal(_bits(y_after.detach()), _bits(y_before.detach()))
+    grad = torch.randn(64, 100, dtype=torch.float64).to(dtype)
+    y_after.backward(grad)
+    y_before.backward(grad)
+    assert np.array_equal(_bits(after.grad), _bits(before.grad))
+
+
 def test_a_module_resumed_from_its_state_dict_draws_the_uninterrupted_masks():
     x = torch.ones(64)
     run = ct.Dropout(0.5, seed=11)
