@@ -4,13 +4,13 @@ with no dropout at all, eager and under torch.compile, on 1 and 2 threads.
     python bench/torch_train.py [--quick] [--steps 20]
 
 Models: an MLP (1024 inputs, 3 hidden layers of 1024 with ReLU and Dropout(0.5) after
-each, 10 classes, batch 512), the same MLP with each Dropout before its ReLU (the same
-function), and a small convolutional net (two 3x3 convolutions of 32
-and 64 channels on 3x32x32 images with Dropout2d(0.2) after each, batch 64). A step is
-forward, cross-entropy, backward and an SGD update. Prints the median step time of
-each variant, and its ratio to the step without dropout; "scale only" puts a multiply
-into a new tensor in the dropout's slot, the floor of any dropout that is not in place.
---quick: eager only.
+each, 10 classes, batch 512) and a small convolutional net (two 3x3 convolutions of 32
+and 64 channels on 3x32x32 images with ReLU and Dropout2d(0.2) after each, batch 64),
+each also with its dropouts before the ReLUs (the same function). A step is forward,
+cross-entropy, backward and an SGD update. Prints the median step time of each
+variant, timed in interleaved rounds, and its ratio to the step without dropout;
+"scale only" puts a multiply into a new tensor in the dropout's slot, the floor of any
+dropout that is not in place. --quick: eager only.
 """
 
 import argparse
@@ -39,13 +39,21 @@ def mlp_dropout_first(dropout):
     return mlp(dropout, dropout_first=True)
 
 
-def convnet(dropout):
+def convnet(dropout, dropout_first=False):
+    def block(conv):
+        pair = [dropout(0.2), torch.nn.ReLU()]
+        return [conv, *(pair if dropout_first else pair[::-1])]
+
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(), dropout(0.2),
-        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), dropout(0.2),
+        *block(torch.nn.Conv2d(3, 32, 3, padding=1)),
+        *block(torch.nn.Conv2d(32, 64, 3, padding=1)),
         torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10),
     )  # fmt: skip
     return model, (64, 3, 32, 32)
+
+
+def convnet_dropout_first(dropout):
+    return convnet(dropout, dropout_first=True)
 
 
 class Scale(torch.nn.Module):
@@ -78,7 +86,8 @@ def build(make, kind, variant):
     return model, shape
 
 
-def time_steps(model, shape, steps, compiled):
+def stepper(model, shape, compiled):
+    """One training step of `model` as a callable, compiled or not."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     x = torch.randn(shape)
     target = torch.randint(0, 10, (shape[0],))
@@ -89,17 +98,25 @@ def time_steps(model, shape, steps, compiled):
         loss.backward()
         optimizer.step()
 
-    if compiled:
-        torch._dynamo.reset()  # each variant its own compilation, not a recompile
     run = torch.compile(step) if compiled else step
     for _ in range(3):  # warm up (and compile)
         run()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return run
+
+
+def time_steps(runs, steps, rounds=5):
+    """Median seconds per step of each callable, timed in interleaved rounds, so that
+    the machine's drift (this project's VM varies by 10-30% over a minute) weighs on
+    every variant alike."""
+    times = {name: [] for name in runs}
+    per_round = max(1, steps // rounds)
+    for _ in range(rounds):
+        for name, run in runs.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None):
@@ -115,21 +132,21 @@ def main(argv=None):
         "MLP": (mlp, torch.nn.Dropout),
         "MLP, dropout before ReLU": (mlp_dropout_first, torch.nn.Dropout),
         "convnet": (convnet, torch.nn.Dropout2d),
+        "convnet, dropout before ReLU": (convnet_dropout_first, torch.nn.Dropout2d),
     }
     for name, (make, kind) in models.items():
         for compiled in (False,) if args.quick else (False, True):
             for threads in args.threads:
                 torch.set_num_threads(threads)
-                times = {
-                    v: time_steps(*build(make, kind, v), steps, compiled)
-                    for v in VARIANTS
-                }
+                torch._dynamo.reset()  # each group its own compilations
+                runs = {v: stepper(*build(make, kind, v), compiled) for v in VARIANTS}
+                times = time_steps(runs, steps)
                 base = times["no dropout"]
                 cells = "  ".join(
                     f"{v} {t * 1e3:7.2f} ({t / base:.2f}x)" for v, t in times.items()
                 )
                 how = "compiled" if compiled else "eager"
-                print(f"{name:24} {how:8} {threads}t  {cells}", flush=True)
+                print(f"{name:28} {how:8} {threads}t  {cells}", flush=True)
 
 
 if __name__ == "__main__":
