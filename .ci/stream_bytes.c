@@ -1,0 +1,98 @@
+/*
+ * The kernel's bytes, machine to machine: every block loop of the kernel's headers
+ * (raw words, keep mask, float32/float64/float16/bfloat16 dropout, Gaussian deviates) on
+ * fixed keys, offsets and values, written to stdout. .ci/cross_machine runs it on each
+ * ISA path of this x86-64 machine and, cross-compiled, on arm64 under qemu: the
+ * determinism contract says all outputs are the same bytes.
+ *
+ * Usage: stream_bytes PATH_LEVEL   (0 baseline, 1 AVX2, 2 AVX-512; capped by the CPU)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "_bfloat16.h"
+#include "_float16.h"
+#include "_xorshift.h"
+
+#define N (3 * CDR_BLOCK + 77) /* three blocks and a cut one */
+
+static const uint64_t SEEDS[] = {0, 42, 0xFFFFFFFFFFFFFFFFull};
+static const uint64_t OFFSETS[] = {0, 5, CDR_BLOCK - 3, 0xFFFFFFF0ull}; /* last: past 2**32 */
+static const double PS[] = {0.1, 0.5, 0.9};
+
+static void emit(const void *data, size_t bytes)
+{
+    if (fwrite(data, 1, bytes, stdout) != bytes) exit(2);
+}
+
+/* value k of the test array: signed, of every magnitude, with specials among them */
+static double value(int64_t k)
+{
+    static const double specials[] = {0.0, -0.0, 1.0 / 0.0, -1.0 / 0.0, 0.0 / 0.0, 65504.0,
+                                      1e-40, -3e-8};
+    if (k % 97 < 8) return specials[k % 97];
+    return (double)((k * 2654435761u) % 20001 - 10000) / (double)(1 + k % 1000);
+}
+
+int main(int argc, char **argv)
+{
+    const cdr_kernels *path = cdr_select_isa(argc > 1 ? atoi(argv[1]) : 0);
+    cdr_float16_init();
+    static uint32_t words[N + 2];
+    static uint8_t mask[N];
+    static float f32[N], out32[N];
+    static double f64[N], out64[N], z[N];
+    static uint16_t f16[N], out16[N], bf16[N], outbf[N];
+    for (int64_t k = 0; k < N; k++) {
+        f64[k] = value(k);
+        f32[k] = (float)f64[k];
+        f16[k] = cdr_f32_to_f16(f32[k]);
+        bf16[k] = cdr_f32_to_bf16(f32[k]);
+    }
+    for (size_t s = 0; s < sizeof SEEDS / sizeof *SEEDS; s++) {
+        const uint64_t key = cdr_key(SEEDS[s]);
+        for (size_t o = 0; o < sizeof OFFSETS / sizeof *OFFSETS; o++) {
+            const uint64_t offset = OFFSETS[o];
+            for (size_t q = 0; q < sizeof PS / sizeof *PS; q++) {
+                const uint32_t threshold = (uint32_t)(PS[q] * 4294967296.0);
+                const double scale = 1.0 / (1.0 - PS[q]);
+                /* elements [offset, offset + N), split at block boundaries as the
+                 * kernel's callers split them */
+                for (int64_t at = 0; at < N;) {
+                    const uint64_t first = offset + (uint64_t)at;
+                    int64_t n = (int64_t)(CDR_BLOCK - first % CDR_BLOCK);
+                    if (n > N - at) n = N - at;
+                    path->raw(words + at, key, first, n);
+                    path->mask(mask + at, key, first, n, threshold);
+                    path->drop_f32(f32 + at, out32 + at, key, first, n, threshold,
+                                   (float)scale);
+                    path->drop_f64(f64 + at, out64 + at, key, first, n, threshold, scale);
+                    cdr_drop_f16(path, (const cdr_f16_word *)(f16 + at),
+                                 (cdr_f16_word *)(out16 + at), key, first, n, threshold,
+                                 (float)scale);
+                    cdr_drop_bf16(path, bf16 + at, outbf + at, key, first, n, threshold,
+                                  (float)scale);
+                    at += n;
+                }
+                emit(words, N * sizeof *words);
+                emit(mask, sizeof mask);
+                emit(out32, sizeof out32);
+                emit(out64, sizeof out64);
+                emit(out16, sizeof out16);
+                emit(outbf, sizeof outbf);
+            }
+            /* deviates: the words of elements (offset & ~1) onwards */
+            const uint64_t even = offset & ~(uint64_t)1;
+            for (int64_t at = 0; at < N + 2;) {
+                const uint64_t first = even + (uint64_t)at;
+                int64_t n = (int64_t)(CDR_BLOCK - first % CDR_BLOCK);
+                if (n > N + 2 - at) n = N + 2 - at;
+                path->raw(words + at, key, first, n);
+                at += n;
+            }
+            path->gauss_fill(words, offset, N, z);
+            emit(z, sizeof z);
+        }
+    }
+    return 0;
+}
