@@ -54,16 +54,14 @@ CDR_BF16_LOOPS(avx512)
 #endif
 #undef CDR_BF16_LOOPS
 
-/* Dropout of elements [first, first + n) of ONE block (n <= CDR_BLOCK), through a float32
- * buffer on the stack: the same decisions and float32 products as the float32 loop, with
- * the conversions of the same ISA path. */
+/* bfloat16 dropout of ONE block's elements (see cdr_drop_through_f32), converted by the
+ * loops of the same ISA path. */
 static void cdr_drop_bf16(const cdr_kernels *path, const uint16_t *src, uint16_t *dst,
                           uint64_t key, uint64_t first, int64_t n, uint32_t threshold,
                           float scale)
 {
-    float buffer[CDR_BLOCK];
-    void (*widen)(const uint16_t *, float *, int64_t) = cdr_widen_bf16_baseline;
-    void (*narrow)(const float *, uint16_t *, int64_t) = cdr_narrow_bf16_baseline;
+    cdr_widen_fn widen = cdr_widen_bf16_baseline;
+    cdr_narrow_fn narrow = cdr_narrow_bf16_baseline;
 #if CDR_HAVE_DISPATCH
     if (path == &cdr_paths[CDR_ISA_AVX512]) {
         widen = cdr_widen_bf16_avx512;
@@ -73,9 +71,7 @@ static void cdr_drop_bf16(const cdr_kernels *path, const uint16_t *src, uint16_t
         narrow = cdr_narrow_bf16_avx2;
     }
 #endif
-    widen(src, buffer, n);
-    path->drop_f32(buffer, buffer, key, first, n, threshold, scale);
-    narrow(buffer, dst, n);
+    cdr_drop_through_f32(path, widen, narrow, src, dst, key, first, n, threshold, scale);
 }
 
 #endif /* CDROPOUT_BFLOAT16_H */

@@ -115,27 +115,22 @@ static void cdr_float16_init(void)
 #endif
 }
 
-/* Dropout of elements [first, first + n) of ONE block (n <= CDR_BLOCK), through a float32
- * buffer on the stack: the same decisions and float32 products as the float32 loop. The
- * baseline path converts portably, so that CDROPOUT_ISA=baseline tests that code. */
-static void cdr_drop_f16(const cdr_kernels *path, const cdr_f16_word *words_in,
-                         cdr_f16_word *words_out, uint64_t key, uint64_t first, int64_t n,
+/* float16 dropout of ONE block's elements (see cdr_drop_through_f32). The baseline path
+ * converts portably, so that CDROPOUT_ISA=baseline tests that code. */
+static void cdr_drop_f16(const cdr_kernels *path, const cdr_f16_word *src,
+                         cdr_f16_word *dst, uint64_t key, uint64_t first, int64_t n,
                          uint32_t threshold, float scale)
 {
-    const uint16_t *src = (const uint16_t *)words_in;
-    uint16_t *dst = (uint16_t *)words_out;
-    float buffer[CDR_BLOCK];
+    cdr_widen_fn widen = cdr_widen_f16_portable;
+    cdr_narrow_fn narrow = cdr_narrow_f16_portable;
 #if CDR_HAVE_DISPATCH
     if (cdr_f16c && path != &cdr_paths[CDR_ISA_BASELINE]) {
-        cdr_widen_f16_f16c(src, buffer, n);
-        path->drop_f32(buffer, buffer, key, first, n, threshold, scale);
-        cdr_narrow_f16_f16c(buffer, dst, n);
-        return;
+        widen = cdr_widen_f16_f16c;
+        narrow = cdr_narrow_f16_f16c;
     }
 #endif
-    cdr_widen_f16_portable(src, buffer, n);
-    path->drop_f32(buffer, buffer, key, first, n, threshold, scale);
-    cdr_narrow_f16_portable(buffer, dst, n);
+    cdr_drop_through_f32(path, widen, narrow, (const uint16_t *)src, (uint16_t *)dst, key,
+                         first, n, threshold, scale);
 }
 
 #endif /* CDROPOUT_FLOAT16_H */

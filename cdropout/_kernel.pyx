@@ -307,9 +307,8 @@ def dropout_into(cnp.ndarray src, cnp.ndarray dst, uint64_t seed, uint64_t offse
 
     Trusts its caller: src and dst are native, aligned, C-contiguous, non-empty float16,
     float32, float64 or uint16 arrays (uint16: the bits of bfloat16; float16 and bfloat16
-    compute in float32) of one
-    dtype and size, either the same array or not overlapping; scale is already rounded
-    to the dtype's arithmetic; n_threads >= 1.
+    compute in float32) of one dtype and size, either the same array or not overlapping;
+    scale is already rounded to the dtype's arithmetic; n_threads >= 1.
     """
     _dropout_into(src, dst, seed, offset, threshold, scale, n_threads)
 

@@ -197,4 +197,22 @@ static const cdr_kernels *cdr_select_isa(int requested)
     return &cdr_paths[requested < best ? requested : best];
 }
 
+/* The 16-bit float types (_bfloat16.h, _float16.h): dropout of elements [first, first + n)
+ * of ONE block (n <= CDR_BLOCK), widened into a float32 buffer on the stack, run by the
+ * path's float32 loop (the same decisions and float32 products) and narrowed once by
+ * the type's conversions. */
+typedef void (*cdr_widen_fn)(const uint16_t *src, float *dst, int64_t n);
+typedef void (*cdr_narrow_fn)(const float *src, uint16_t *dst, int64_t n);
+
+static void cdr_drop_through_f32(const cdr_kernels *path, cdr_widen_fn widen,
+                                 cdr_narrow_fn narrow, const uint16_t *src, uint16_t *dst,
+                                 uint64_t key, uint64_t first, int64_t n, uint32_t threshold,
+                                 float scale)
+{
+    float buffer[CDR_BLOCK];
+    widen(src, buffer, n);
+    path->drop_f32(buffer, buffer, key, first, n, threshold, scale);
+    narrow(buffer, dst, n);
+}
+
 #endif /* CDROPOUT_XORSHIFT_H */
