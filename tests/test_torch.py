@@ -124,6 +124,27 @@ def test_manual_seed_and_generators_make_runs_reproducible():
         ct.dropout(x, 0.5, seed=1, generator=g1)
 
 
+def test_a_drawn_key_is_the_generators_next_two_32_bit_words():
+    # pinned, so that a generator state saved with a model keeps giving its masks:
+    # the key is high * 2**32 + low (mod 2**64) of two draws made as version 0.2 made
+    # them, one by one, eager and compiled alike
+    def key_after(seed):
+        g = torch.Generator().manual_seed(seed)
+        high = int(torch.randint(-(2**31), 2**31, (), generator=g))
+        low = int(torch.randint(0, 2**32, (), generator=g))
+        return (high * 2**32 + low) % 2**64
+
+    x = torch.randn(1000)
+    compiled = torch.compile(ct.dropout, fullgraph=True)
+    for seed in (0, 1, 11):
+        expected = cdropout.dropout(x.numpy(), 0.5, seed=key_after(seed)).view(np.int32)
+        y = ct.dropout(x, 0.5, generator=torch.Generator().manual_seed(seed))
+        assert np.array_equal(_bits(y), expected)
+        for call in (ct.dropout, compiled):  # PyTorch's default generator
+            torch.manual_seed(seed)
+            assert np.array_equal(_bits(call(x, 0.5)), expected)
+
+
 def _mlp(dropout):
     torch.manual_seed(0)
     return torch.nn.Sequential(

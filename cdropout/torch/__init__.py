@@ -6,7 +6,6 @@ Needs the torch extra: ``pip install "cdropout[torch]"``.
 """
 
 
-
 def _require_the_extra() -> None:
     try:
         import ml_dtypes  # noqa: F401 - bfloat16 tensors travel as its arrays

@@ -12,7 +12,6 @@ The key is a Python int on ctx: backward saves no tensor at all.
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from cdropout import _params
 from cdropout.torch import _ops
@@ -23,7 +22,7 @@ def is_eager(input):
     return (
         type(input) is torch.Tensor
         and not torch.compiler.is_compiling()
-        and _get_current_dispatch_mode() is None
+        and torch._C._len_torch_dispatch_stack() == 0  # no dispatch mode active
         and not torch._C._functorch.is_functorch_wrapped_tensor(input)
     )
 

@@ -41,9 +41,11 @@ def threads(n_threads):
     return resolve_threads(n_threads)
 
 
-def noise_list(noise_shape, shape):
+def noise_list(noise_shape, input):
     """noise_shape resolved against the input's shape, as the operators take it."""
-    return [] if noise_shape is None else list(_params.noise_shape(noise_shape, shape))
+    if noise_shape is None:  # the common call reads no shape (each read costs a call)
+        return []
+    return list(_params.noise_shape(noise_shape, tuple(input.shape)))
 
 
 def draw_key(seed, generator, eager):
@@ -62,17 +64,18 @@ def draw_key(seed, generator, eager):
         )
     if generator is not None and generator.device.type != "cpu":
         raise ValueError(f"generator must be a CPU generator, got {generator.device}")
-    # two draws, composed without int64 overflow: high * 2**32 + low spans int64
-    high = torch.randint(-(2**31), 2**31, (), dtype=torch.int64, generator=generator)
-    low = torch.randint(0, 2**32, (), dtype=torch.int64, generator=generator)
+    # two 32-bit draws in one operator call (a call costs microseconds), composed
+    # without int64 overflow: (high - 2**31) * 2**32 + low spans int64
+    drawn = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator)
     if eager:
-        return (int(high) * 2**32 + int(low)) & (2**64 - 1)
-    return high * 2**32 + low
+        high, low = drawn.tolist()
+        return ((high - 2**31) * 2**32 + low) & (2**64 - 1)
+    return (drawn[0] - 2**31) * 2**32 + drawn[1]
 
 
 def check_inplace(input, inplace):
     """PyTorch's rule: a leaf that requires grad is never written in place."""
-    if inplace and input.is_leaf and input.requires_grad:
+    if inplace and input.requires_grad and input.is_leaf:
         raise RuntimeError(
             "input is a leaf tensor that requires grad: it cannot be dropped out in "
             "place (inplace=True); use inplace=False"
@@ -166,7 +169,7 @@ def dropout(
     inplace = _params.flag(inplace, "inplace")
     mode = _params.mode(mode)
     offset = _params.offset(offset, input.numel())
-    noise = noise_list(noise_shape, tuple(input.shape))
+    noise = noise_list(noise_shape, input)
     n_threads = threads(n_threads)
     check_inplace(input, inplace)
     if not training:
@@ -200,7 +203,7 @@ def alpha_dropout(
     training = _params.flag(training, "training")
     inplace = _params.flag(inplace, "inplace")
     offset = _params.offset(offset, input.numel())
-    noise = noise_list(noise_shape, tuple(input.shape))
+    noise = noise_list(noise_shape, input)
     n_threads = threads(n_threads)
     check_inplace(input, inplace)
     if not training or p == 0.0:

@@ -118,7 +118,7 @@ class Dropout(torch.nn.Module):
     def _checked(self, input):
         """The functional API's checks, before a call number is taken; the noise."""
         check_input(input)
-        noise = noise_list(self._noise(input), tuple(input.shape))
+        noise = noise_list(self._noise(input), input)
         check_inplace(input, self.inplace)
         return noise
 
