@@ -11,9 +11,18 @@ cross-entropy, backward and an SGD update. Prints the median step time of each
 variant, timed in interleaved rounds, and its ratio to the step without dropout;
 "scale only" puts a multiply into a new tensor in the dropout's slot, the floor of any
 dropout that is not in place. --quick: eager only.
+
+Each cell also gives the variant's minor page faults per step. glibc's malloc returns
+large freed blocks to the OS and faults them in again when they are next allocated, at
+about 1 us per 4 KiB page on this project's Xeon; which tensors it catches shifts with
+every allocation, so these faults weigh on variants at random. --steady-malloc keeps
+freed memory in the process (mallopt: no mmap below 32 MiB, no trimming), as jemalloc
+or tcmalloc would, so that the ratios measure the dropouts and not the allocator.
 """
 
 import argparse
+import ctypes
+import resource
 import statistics
 import time
 
@@ -104,19 +113,40 @@ def stepper(model, shape, compiled):
     return run
 
 
+def steady_malloc():
+    """glibc's malloc set to keep freed memory for reuse: blocks up to 32 MiB (its
+    largest mmap threshold) come from the heap, and the heap is never trimmed."""
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    if not hasattr(libc, "mallopt") or not (
+        libc.mallopt(m_mmap_threshold, 32 * 2**20)
+        and libc.mallopt(m_trim_threshold, 2**31 - 1)
+    ):
+        raise SystemExit("--steady-malloc needs glibc's mallopt")
+
+
+def minor_faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_steps(runs, steps, rounds=5):
-    """Median seconds per step of each callable, timed in interleaved rounds, so that
-    the machine's drift (this project's VM varies by 10-30% over a minute) weighs on
-    every variant alike."""
+    """Median seconds per step of each callable, and its mean minor page faults per
+    step, timed in interleaved rounds, so that the machine's drift (this project's VM
+    varies by 10-30% over a minute) weighs on every variant alike."""
     times = {name: [] for name in runs}
+    faults = dict.fromkeys(runs, 0)
     per_round = max(1, steps // rounds)
     for _ in range(rounds):
         for name, run in runs.items():
             for _ in range(per_round):
+                before = minor_faults()
                 start = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+                faults[name] += minor_faults() - before
+    return {
+        name: (statistics.median(t), faults[name] / len(t)) for name, t in times.items()
+    }
 
 
 def main(argv=None):
@@ -124,10 +154,19 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="eager only, 5 steps")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--steady-malloc", action="store_true", help="keep freed memory (see above)"
+    )
     args = parser.parse_args(argv)
+    if args.steady_malloc:
+        steady_malloc()
     steps = 5 if args.quick else args.steps
-    print(f"cpu: {_config.cpu_model()}; torch {torch.__version__}")
-    print("median ms per training step (ratio to the step without dropout)")
+    malloc = "steady (mallopt)" if args.steady_malloc else "glibc's defaults"
+    print(f"cpu: {_config.cpu_model()}; torch {torch.__version__}; malloc {malloc}")
+    print(
+        "median ms per training step (ratio to the step without dropout, "
+        "minor page faults per step)"
+    )
     models = {
         "MLP": (mlp, torch.nn.Dropout),
         "MLP, dropout before ReLU": (mlp_dropout_first, torch.nn.Dropout),
@@ -141,9 +180,10 @@ def main(argv=None):
                 torch._dynamo.reset()  # each group its own compilations
                 runs = {v: stepper(*build(make, kind, v), compiled) for v in VARIANTS}
                 times = time_steps(runs, steps)
-                base = times["no dropout"]
+                base = times["no dropout"][0]
                 cells = "  ".join(
-                    f"{v} {t * 1e3:7.2f} ({t / base:.2f}x)" for v, t in times.items()
+                    f"{v} {t * 1e3:7.2f} ({t / base:.2f}x, {f:5.0f})"
+                    for v, (t, f) in times.items()
                 )
                 how = "compiled" if compiled else "eager"
                 print(f"{name:28} {how:8} {threads}t  {cells}", flush=True)
