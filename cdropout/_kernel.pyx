@@ -255,21 +255,48 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
     return _dropout_fast(x, p, seed, training, mode, out, offset, n_threads)
 
 
-cdef object _dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
-    # dropout_fast without a Python call, for with_fast_path
+cdef bint _common_call(p, seed, training, mode, offset, n_threads,
+                       uint32_t *threshold, double *scale, int *threads):  # OUT: all three
+    # The stream arguments of the common call (see dropout_fast) turned into the kernel's,
+    # or False for any other call. The scale is rounded to the dtype by _dropout_raw (a C
+    # cast rounds to nearest, as NumPy does).
     if (training is not True or type(offset) is not int
             or offset != 0 or type(p) is not float or type(seed) is not int
             or not (0 <= seed < 18446744073709551616)):
-        return NotImplemented
+        return False
     cdef double prob = p
     if not (0.0 < prob < 1.0):
-        return NotImplemented
-    cdef double scale
+        return False
     if mode == "inverted":
-        scale = 1.0 / (1.0 - prob)
+        scale[0] = 1.0 / (1.0 - prob)
     elif mode == "classic":
-        scale = 1.0
+        scale[0] = 1.0
     else:
+        return False
+    cdef uint64_t rounded = _threshold(prob)
+    if rounded > 0xFFFFFFFF:  # p within 2**-33 of 1 drops everything: the general path
+        return False
+    threshold[0] = <uint32_t>rounded
+    # cdropout._threads.resolve_threads for None and positive counts
+    threads[0] = 1
+    if n_threads is not None:
+        if type(n_threads) is not int or not (0 < n_threads <= _max_threads):
+            return False
+        threads[0] = n_threads
+    elif CDR_OPENMP:
+        threads[0] = min(omp_get_max_threads(), _usable_cpus)
+    if _in_forked_child or not CDR_OPENMP:
+        threads[0] = 1
+    return True
+
+
+cdef object _dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
+    # dropout_fast without a Python call, for with_fast_path
+    cdef uint32_t threshold
+    cdef double scale
+    cdef int threads
+    if not _common_call(p, seed, training, mode, offset, n_threads,
+                        &threshold, &scale, &threads):
         return NotImplemented
     if out is None:
         if not _is_ready(x, False):
@@ -282,23 +309,39 @@ cdef object _dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
         out = x
     elif not _is_separate_output(x, out):
         return NotImplemented
-    # the scale is rounded to the dtype by dropout_into (a C cast rounds to nearest, as
-    # NumPy does)
-    cdef uint64_t threshold = _threshold(prob)
-    if threshold > 0xFFFFFFFF:  # p within 2**-33 of 1 drops everything: the general path
-        return NotImplemented
-    # cdropout._threads.resolve_threads for None and positive counts
-    cdef int threads = 1
-    if n_threads is not None:
-        if type(n_threads) is not int or not (0 < n_threads <= _max_threads):
-            return NotImplemented
-        threads = n_threads
-    elif CDR_OPENMP:
-        threads = min(omp_get_max_threads(), _usable_cpus)
-    if _in_forked_child or not CDR_OPENMP:
-        threads = 1
-    _dropout_into(x, out, seed, 0, <uint32_t>threshold, scale, threads)
+    _dropout_into(x, out, seed, 0, threshold, scale, threads)
     return out
+
+
+def dropout_memory(size_t src, size_t dst, Py_ssize_t n, int kind, p, seed, mode,
+                   offset, n_threads):
+    """The common call of dropout_fast on raw memory; True if done, else False (nothing
+    written): n elements of NumPy type number `kind` (float16, float32, float64, or
+    uint16 for bfloat16's words) at address `src`, written at `dst`.
+
+    For PyTorch's tensors, whose NumPy views cost microseconds of PyTorch's dispatch.
+    Trusts its caller for the memory: src and dst each hold n C-contiguous elements of
+    that type, and are the same address or share no byte. Refuses misaligned addresses.
+    """
+    cdef uint32_t threshold
+    cdef double scale
+    cdef int threads
+    cdef size_t size
+    if kind == cnp.NPY_FLOAT32:
+        size = 4
+    elif kind == cnp.NPY_FLOAT64:
+        size = 8
+    elif kind == cnp.NPY_FLOAT16 or kind == cnp.NPY_UINT16:
+        size = 2
+    else:
+        return False
+    if (n < 1 or src % size or dst % size
+            or not _common_call(p, seed, True, mode, offset, n_threads,
+                                &threshold, &scale, &threads)):
+        return False
+    _dropout_raw(<const void *>src, <void *>dst, n, kind, seed, 0, threshold, scale,
+                 threads)
+    return True
 
 
 def dropout_into(cnp.ndarray src, cnp.ndarray dst, uint64_t seed, uint64_t offset,
@@ -317,24 +360,28 @@ cdef int _dropout_into(cnp.ndarray src, cnp.ndarray dst,  # OUT: dst
                        uint64_t seed, uint64_t offset, uint32_t threshold, double scale,
                        int n_threads) except -1:
     # dropout_into without a Python call, for the fast path
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(src)
     cdef int kind = cnp.PyArray_TYPE(src)
+    _dropout_raw(cnp.PyArray_DATA(src), cnp.PyArray_DATA(dst), cnp.PyArray_SIZE(src),
+                 cnp.NPY_UINT16 if kind == _bfloat16_type else kind, seed, offset,
+                 threshold, scale, n_threads)
+
+
+cdef int _dropout_raw(const void *src, void *dst, Py_ssize_t n, int kind,  # OUT: dst
+                      uint64_t seed, uint64_t offset, uint32_t threshold, double scale,
+                      int n_threads) except -1:
+    # the kernel on n elements of NumPy type `kind` (NPY_UINT16: bfloat16's words)
     if kind == cnp.NPY_FLOAT32:
-        _run_chunks[float](<const float *>cnp.PyArray_DATA(src),
-                           <float *>cnp.PyArray_DATA(dst), n, seed, offset, threshold,
+        _run_chunks[float](<const float *>src, <float *>dst, n, seed, offset, threshold,
                            <float>scale, n_threads)
-    elif kind == cnp.NPY_UINT16 or kind == _bfloat16_type:
-        _run_chunks[uint16_t](<const uint16_t *>cnp.PyArray_DATA(src),
-                              <uint16_t *>cnp.PyArray_DATA(dst), n, seed, offset,
+    elif kind == cnp.NPY_UINT16:
+        _run_chunks[uint16_t](<const uint16_t *>src, <uint16_t *>dst, n, seed, offset,
                               threshold, <float>scale, n_threads)
     elif kind == cnp.NPY_FLOAT16:
-        _run_chunks[cdr_f16_word](<const cdr_f16_word *>cnp.PyArray_DATA(src),
-                                  <cdr_f16_word *>cnp.PyArray_DATA(dst), n, seed, offset,
-                                  threshold, <float>scale, n_threads)
+        _run_chunks[cdr_f16_word](<const cdr_f16_word *>src, <cdr_f16_word *>dst, n,
+                                  seed, offset, threshold, <float>scale, n_threads)
     else:
-        _run_chunks[double](<const double *>cnp.PyArray_DATA(src),
-                            <double *>cnp.PyArray_DATA(dst), n, seed, offset, threshold,
-                            scale, n_threads)
+        _run_chunks[double](<const double *>src, <double *>dst, n, seed, offset,
+                            threshold, scale, n_threads)
 
 
 cdef inline void _broadcast_row(const floating *src, floating *dst,  # OUT: dst

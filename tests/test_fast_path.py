@@ -191,3 +191,67 @@ def test_fast_path_takes_another_view_of_the_same_memory_as_in_place():
     y = np.ones(10)
     assert _fast(y[:5], out=y[5:]) is not NotImplemented  # disjoint halves
     assert _fast(y[:6], out=y[4:]) is NotImplemented  # overlapping, not the same
+
+
+def _memory(x, out, p=0.5, seed=1, mode="inverted", offset=0, n=None, kind=None,
+            size=None, src=None, dst=None):  # fmt: skip
+    """_kernel.dropout_memory on arrays' addresses (bfloat16 as its uint16 words)."""
+    if kind is None:
+        kind = np.dtype(np.uint16 if x.dtype.name == "bfloat16" else x.dtype).num
+    return _kernel.dropout_memory(
+        x.ctypes.data if src is None else src, out.ctypes.data if dst is None else dst,
+        x.size if size is None else size, kind, p, seed, mode, offset, n,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+@pytest.mark.parametrize("n_threads", [None, 1, 2])
+def test_memory_entry_gives_the_references_bytes(dtype, mode, n_threads):
+    # the entry cdropout.torch runs on tensors' addresses
+    if dtype == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    x = np.linspace(-3, 3, 5 * B + 3).astype(dtype)
+    desired = reference.dropout(x, 0.3, seed=2**64 - 5, mode=mode)
+    out = np.full_like(x, 7)
+    assert _memory(x, out, 0.3, 2**64 - 5, mode, n=n_threads) is True
+    assert_same_bytes(out, desired)
+    assert _memory(x, x, 0.3, 2**64 - 5, mode, n=n_threads) is True  # in place
+    assert_same_bytes(x, desired)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kind": np.dtype(np.int32).num},
+        {"kind": np.dtype(np.complex64).num},
+        {"size": 0},
+        {"size": -1},
+        {"src": "misaligned"},
+        {"dst": "misaligned"},
+        {"p": 0.0},
+        {"p": 1.0},
+        {"p": 1 - 2**-40},
+        {"p": 1},
+        {"p": np.float64(0.5)},
+        {"seed": -1},
+        {"seed": 2**64},
+        {"seed": 1.0},
+        {"mode": "Inverted"},
+        {"offset": 1},
+        {"n": 0},
+        {"n": 2**40},
+        {"n": 2.0},
+    ],
+    ids=repr,
+)
+def test_memory_entry_declines_what_it_does_not_check_and_writes_nothing(change):
+    memory = np.arange(1.0, 18.0, dtype=np.float32)  # room for a misaligned view
+    x, out = memory[:8], memory[8:16]
+    change = dict(change)
+    for end in ("src", "dst"):
+        if change.get(end) == "misaligned":
+            change[end] = (x if end == "src" else out).ctypes.data + 1
+    before = memory.copy()
+    assert _memory(x, out, **change) is False
+    assert_same_bytes(memory, before)

@@ -68,6 +68,26 @@ def test_the_op_gives_the_numpy_apis_bytes(dtype, layout, kwargs):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_contiguous_tensors_of_many_blocks_and_misaligned_ones_give_the_bytes(
+    dtype, n_threads
+):
+    # contiguous tensors run on their addresses (_kernel.dropout_memory), a misaligned
+    # one through a NumPy view: the reference's bytes either way, in place too
+    n = 5 * cdropout._kernel.BLOCK + 3
+    values = torch.randn(n, dtype=torch.float64).to(dtype)
+    memory = bytearray(values.element_size() * n + 1)
+    misaligned = torch.frombuffer(memory, dtype=dtype, offset=1, count=n)
+    misaligned.copy_(values)
+    expected = reference.dropout(_ops.as_numpy(values), 0.3, seed=8, n_threads=1)
+    for x in (values.clone(), misaligned):
+        y = ct.dropout(x, 0.3, seed=8, n_threads=n_threads)
+        assert np.array_equal(_bits(y), expected.view(_bits(y).dtype))
+        assert ct.dropout(x, 0.3, seed=8, n_threads=n_threads, inplace=True) is x
+        assert np.array_equal(_bits(x), expected.view(_bits(x).dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_in_place_and_noise_shape_give_the_same_bytes(dtype):
     x = torch.randn(4, 5, 6, 7).to(dtype)
     expected = _numpy_dropout(x, 0.4, seed=3, noise_shape=(None, None, 1, 1))

@@ -71,9 +71,32 @@ def _threads(n_threads):
     return n_threads
 
 
+# NumPy's type numbers of the kernel's element types (bfloat16: its 16-bit words)
+_KINDS = {
+    torch.float16: np.dtype(np.float16).num,
+    torch.bfloat16: np.dtype(np.uint16).num,
+    torch.float32: np.dtype(np.float32).num,
+    torch.float64: np.dtype(np.float64).num,
+}
+
+
 def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
-    """Training-mode dropout of `input` written into `out` (possibly `input`), for an
-    int key: what every dropout operator and eager call runs."""
+    """Training-mode dropout of `input` written into `out`, for an int key: what every
+    dropout operator and eager call runs. `out` is `input` or a new tensor laid out
+    like it (empty_like), so a contiguous input has a contiguous output."""
+    n_threads = _threads(n_threads)
+    # the common call runs on the tensors' addresses: NumPy views would cost 2-9 us of
+    # PyTorch's dispatch (detach, resolve_conj, ...) when the caches are cold, as they
+    # are between a model's layers
+    if (
+        not noise_shape
+        and input.is_contiguous()
+        and _kernel.dropout_memory(
+            input.data_ptr(), out.data_ptr(), input.numel(), _KINDS[input.dtype], p,
+            key, mode, offset, n_threads,
+        )
+    ):  # fmt: skip
+        return out
     x = as_numpy(input)
     y = x if out is input else as_numpy(out)  # one view: the fast path's in-place call
     cdropout.dropout(
@@ -83,7 +106,7 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
         mode=mode,
         out=y,
         offset=offset,
-        n_threads=_threads(n_threads),
+        n_threads=n_threads,
         noise_shape=_noise(noise_shape),
     )
     return out
