@@ -321,7 +321,8 @@ def dropout_memory(size_t src, size_t dst, Py_ssize_t n, int kind, p, seed, mode
 
     For PyTorch's tensors, whose NumPy views cost microseconds of PyTorch's dispatch.
     Trusts its caller for the memory: src and dst each hold n C-contiguous elements of
-    that type, and are the same address or share no byte. Refuses misaligned addresses.
+    that type, and are the same address or share no byte. Refuses misaligned addresses
+    and address 0 (a ZeroTensor's).
     """
     cdef uint32_t threshold
     cdef double scale
@@ -335,7 +336,7 @@ def dropout_memory(size_t src, size_t dst, Py_ssize_t n, int kind, p, seed, mode
         size = 2
     else:
         return False
-    if (n < 1 or src % size or dst % size
+    if (n < 1 or src == 0 or dst == 0 or src % size or dst % size
             or not _common_call(p, seed, True, mode, offset, n_threads,
                                 &threshold, &scale, &threads)):
         return False

@@ -229,6 +229,8 @@ def test_memory_entry_gives_the_references_bytes(dtype, mode, n_threads):
         {"size": -1},
         {"src": "misaligned"},
         {"dst": "misaligned"},
+        {"src": 0},
+        {"dst": 0},
         {"p": 0.0},
         {"p": 1.0},
         {"p": 1 - 2**-40},

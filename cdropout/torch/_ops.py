@@ -87,10 +87,12 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
     n_threads = _threads(n_threads)
     # the common call runs on the tensors' addresses: NumPy views would cost 2-9 us of
     # PyTorch's dispatch (detach, resolve_conj, ...) when the caches are cold, as they
-    # are between a model's layers
+    # are between a model's layers. Not for a negative view, whose memory holds -input
+    # (.numpy() refuses it, as it refuses a ZeroTensor, whose address is 0)
     if (
         not noise_shape
         and input.is_contiguous()
+        and not input.is_neg()
         and _kernel.dropout_memory(
             input.data_ptr(), out.data_ptr(), input.numel(), _KINDS[input.dtype], p,
             key, mode, offset, n_threads,
