@@ -87,7 +87,6 @@ def test_contiguous_tensors_of_many_blocks_and_misaligned_ones_give_the_bytes(
         assert np.array_equal(_bits(x), expected.view(_bits(x).dtype))
 
 
-
 def test_tensors_whose_memory_is_not_their_values_are_refused_not_read():
     # a ZeroTensor has no memory (address 0), a negative view's memory holds -x: the
     # kernel reads neither, and PyTorch's own refusal (as for .numpy()) is raised
@@ -95,6 +94,7 @@ def test_tensors_whose_memory_is_not_their_values_are_refused_not_read():
         for inplace in (False, True):
             with pytest.raises(RuntimeError, match="ZeroTensor|negative bit"):
                 ct.dropout(x, 0.5, seed=1, inplace=inplace)
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_in_place_and_noise_shape_give_the_same_bytes(dtype):
