@@ -136,6 +136,37 @@ def test_gradcheck_in_float64_and_no_mask_is_saved():
     assert not big.grad[~kept].any()
 
 
+@pytest.mark.parametrize(
+    "call", [ct.dropout, ct.alpha_dropout], ids=["dropout", "alpha"]
+)
+def test_calls_without_autograd_give_the_same_bytes_and_no_graph(call):
+    # no-grad calls skip the autograd.Function (about 5 us a call): same bytes, and
+    # outputs that are not part of any graph
+    x = torch.randn(3000, requires_grad=True)
+    with_grad = call(x, 0.3, seed=4)
+    assert with_grad.grad_fn is not None
+    for make_input in (lambda: x.detach(), lambda: x):
+        with torch.no_grad():
+            y = call(make_input(), 0.3, seed=4)
+        assert y.grad_fn is None and not y.requires_grad
+        assert np.array_equal(_bits(y), _bits(with_grad.detach()))
+        z = make_input().detach().clone()
+        assert call(z, 0.3, seed=4, inplace=True) is z
+        assert np.array_equal(_bits(z), _bits(with_grad.detach()))
+
+
+# PyTorch's forward AD scripts its decompositions on first use (torch.jit.script warns)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script`:DeprecationWarning")
+def test_forward_mode_ad_is_refused_not_dropped():
+    # the eager Functions have no jvp: a dual tensor must not lose its tangent quietly
+    forward_ad = torch.autograd.forward_ad
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(torch.randn(10), torch.ones(10))
+        for call in (ct.dropout, ct.alpha_dropout):
+            with pytest.raises(NotImplementedError, match="jvp"):
+                call(dual, 0.5, seed=1)
+
+
 def test_manual_seed_and_generators_make_runs_reproducible():
     x = torch.ones(1000)
     torch.manual_seed(3)

@@ -5,6 +5,7 @@ leaves the tensor and the generator as they were); the operators in _ops do the 
 """
 
 import torch
+from torch.autograd import forward_ad
 
 from cdropout import _params
 from cdropout._threads import resolve_threads
@@ -82,20 +83,27 @@ def check_inplace(input, inplace):
         )
 
 
+def autograd_sees(input):
+    """Whether an eager call must go through its torch.autograd.Function: for backward
+    (grad enabled and `input` requires grad) or for forward-mode AD (a dual level is
+    open, where the Function refuses, having no jvp). Otherwise the Function's ~5 us a
+    call buys nothing: no-grad calls (inference, Monte Carlo dropout) run bare."""
+    return (
+        torch.is_grad_enabled() and input.requires_grad
+    ) or forward_ad._current_level >= 0
+
+
 def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
     """Training-mode dropout, all arguments checked: eagerly for an int key (see
-    cdropout.torch._eager), through the operators for a key tensor. In place on a
-    tensor that requires grad, the result is computed apart and copied back, so that
+    cdropout.torch._eager), through the operators for a key tensor. In place where
+    autograd must see the call, the result is computed apart and copied back, so that
     autograd sees an ordinary copy; otherwise in place writes straight into `input`."""
     if isinstance(key, int):
-        if not inplace:
-            return _eager.Dropout.apply(input, key, p, mode, offset, n_threads, noise)
-        if torch.is_grad_enabled() and input.requires_grad:
-            return input.copy_(
-                _eager.Dropout.apply(input, key, p, mode, offset, n_threads, noise)
-            )
-        _ops.run_dropout(input, input, key, p, mode, offset, n_threads, noise)
-        return input
+        if autograd_sees(input):
+            result = _eager.Dropout.apply(input, key, p, mode, offset, n_threads, noise)
+            return input.copy_(result) if inplace else result
+        out = input if inplace else _ops.empty_like(input)
+        return _ops.run_dropout(input, out, key, p, mode, offset, n_threads, noise)
     if not inplace:
         return _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
     if torch.is_grad_enabled() and input.requires_grad:
@@ -108,10 +116,14 @@ def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
 
 def apply_alpha(input, key, p, inplace, offset, n_threads, noise):
     """Training-mode alpha dropout, all arguments checked (an int key: eagerly)."""
-    if isinstance(key, int):
+    if not isinstance(key, int):
+        result = _ops.alpha_dropout_op(input, key, p, offset, n_threads, noise)
+    elif autograd_sees(input):
         result = _eager.AlphaDropout.apply(input, key, p, offset, n_threads, noise)
     else:
-        result = _ops.alpha_dropout_op(input, key, p, offset, n_threads, noise)
+        result = _ops.run_alpha(
+            input, _ops.empty_like(input), key, p, offset, n_threads, noise
+        )
     return input.copy_(result) if inplace else result
 
 
