@@ -157,14 +157,59 @@ def test_calls_without_autograd_give_the_same_bytes_and_no_graph(call):
 
 # PyTorch's forward AD scripts its decompositions on first use (torch.jit.script warns)
 @pytest.mark.filterwarnings("ignore:`torch.jit.script`:DeprecationWarning")
-def test_forward_mode_ad_is_refused_not_dropped():
-    # the eager Functions have no jvp: a dual tensor must not lose its tangent quietly
+@pytest.mark.parametrize(
+    "call", [ct.dropout, ct.alpha_dropout], ids=["dropout", "alpha"]
+)
+def test_torch_func_transforms_and_dual_tensors_take_the_dropouts(call):
+    def f(a):
+        return call(a, 0.4, seed=3)
+
+    x = torch.randn(12, dtype=torch.float64, requires_grad=True)
+    slope = torch.autograd.grad(f(x).sum(), x)[0]  # the Jacobian's diagonal
+    x, t = x.detach(), torch.randn(12, dtype=torch.float64)
+    assert torch.equal(torch.func.grad(lambda a: f(a).sum())(x), slope)
+    assert torch.equal(torch.func.jvp(f, (x,), (t,))[1], slope * t)
+    assert torch.equal(torch.func.jacrev(f)(x), torch.diag(slope))
+    assert torch.equal(torch.func.jacfwd(f)(x), torch.diag(slope))
     forward_ad = torch.autograd.forward_ad
     with forward_ad.dual_level():
-        dual = forward_ad.make_dual(torch.randn(10), torch.ones(10))
-        for call in (ct.dropout, ct.alpha_dropout):
-            with pytest.raises(NotImplementedError, match="jvp"):
-                call(dual, 0.5, seed=1)
+        tangent = forward_ad.unpack_dual(f(forward_ad.make_dual(x, t))).tangent
+    assert torch.equal(tangent, slope * t)
+    # vmap: every slice gets the unbatched call's mask, noise shapes included
+    batch = torch.randn(3, 4, 5, 6)
+    for in_dims, noise in ((0, None), (1, None), (0, (4, 1, 1)), (2, (None, 1, None))):
+
+        def g(a, noise=noise):
+            return call(a, 0.4, seed=3, noise_shape=noise)
+
+        slices = batch.movedim(in_dims, 0)
+        expected = torch.stack([g(s) for s in slices])
+        assert torch.equal(torch.func.vmap(g, in_dims=in_dims)(batch), expected)
+
+
+def test_vmap_draws_keys_as_its_randomness_flag_allows():
+    batch = torch.randn(3, 50)
+    with pytest.raises(RuntimeError, match="randomness"):  # PyTorch's refusal
+        torch.func.vmap(ct.dropout)(batch)
+    torch.manual_seed(0)
+    same = torch.func.vmap(ct.dropout, randomness="same")(batch)
+    assert all(torch.equal(row == 0, same[0] == 0) for row in same)
+    with pytest.raises(NotImplementedError, match="one key per slice"):
+        torch.func.vmap(ct.dropout, randomness="different")(batch)
+
+
+def test_a_seeded_module_under_torch_func_counts_calls_in_its_buffer_input():
+    model = torch.nn.Sequential(torch.nn.Linear(5, 5), ct.Dropout(0.5, seed=2))
+    params, buffers = dict(model.named_parameters()), dict(model.named_buffers())
+    x = (torch.randn(4, 5),)
+
+    def loss(p, b):
+        return torch.func.functional_call(model, (p, b), x).sum()
+
+    grads = torch.func.grad(loss)(params, buffers)
+    assert set(grads) == set(params) and int(buffers["1.calls"]) == 1
+    with pytest.raises(RuntimeError, match="mutate a captured Tensor"):  # as BatchNorm
+        torch.func.grad(lambda p: loss(p, dict(model.named_buffers())))(params)
 
 
 def test_manual_seed_and_generators_make_runs_reproducible():

@@ -6,9 +6,15 @@ on a 2-core Intel Xeon (torch 2.13, 1,000 float32 elements, with autograd), 33 u
 against 8 us through an autograd.Function and 4 us for the bare work (PyTorch's own
 F.dropout: 15 us). So calls that nothing traces take these Functions (or, where autograd
 need not see them, the bare work: functional.autograd_sees); torch.compile,
-torch.export, fake tensors, functorch transforms and dispatch modes get the registered
-operators (cdropout.torch._ops), which run the same NumPy calls: the bytes are the same.
+torch.export, fake tensors and dispatch modes get the registered operators
+(cdropout.torch._ops), which run the same NumPy calls: the bytes are the same.
 The key is a Python int on ctx: backward saves no tensor at all.
+
+The Functions are written for torch.func (forward without ctx, setup_context, jvp and a
+vmap rule): torch.func.grad, jvp, vmap, jacrev, jacfwd and hessian take them, and so
+does forward-mode AD with dual tensors. The operators have no forward-mode formula (a
+custom operator's registered autograd covers backward only), so transforms never reach
+them: under torch.func.jvp a custom operator's tangent silently came out zero.
 """
 
 import numpy as np
@@ -19,38 +25,84 @@ from cdropout.torch import _ops
 
 
 def is_eager(input):
-    """Whether a call on `input` runs outside any tracer or tensor transform."""
+    """Whether a call on `input` runs outside any tracer or dispatch mode (torch.func
+    transforms included: the Functions below support them)."""
     return (
         type(input) is torch.Tensor
         and not torch.compiler.is_compiling()
         and torch._C._len_torch_dispatch_stack() == 0  # no dispatch mode active
-        and not torch._C._functorch.is_functorch_wrapped_tensor(input)
     )
 
 
+def _batch_first(input, in_dim, noise_shape):
+    """A vmap rule's input with its batch axis first, and a noise shape that gives
+    every slice along it the mask of the unbatched call: what calling once per slice
+    with the same key and offset gives (torch.func.vmap's randomness="same"), in one
+    call instead of one per slice."""
+    x = input.movedim(in_dim, 0)
+    return x, [1, *(noise_shape or x.shape[1:])]
+
+
 class Dropout(torch.autograd.Function):
+    """Dropout with its derivatives: backward, jvp (forward-mode AD, torch.func.jvp)
+    and a vmap rule, so that every torch.func transform takes it."""
+
     @staticmethod
-    def forward(ctx, input, key, p, mode, offset, n_threads, noise_shape):
-        ctx.arguments = (key, p, mode, offset, n_threads, noise_shape)
-        return _ops.run_dropout(input, _ops.empty_like(input), *ctx.arguments)
+    def forward(input, key, p, mode, offset, n_threads, noise_shape):
+        out = _ops.empty_like(input)
+        arguments = (key, p, mode, offset, n_threads, noise_shape)
+        return _ops.run_dropout(input, out, *arguments)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.arguments = inputs[1:]  # key and the rest: no tensor is saved
 
     @staticmethod
     def backward(ctx, grad):
         # dropout is linear in its input: the same mask and scale, regenerated
         return Dropout.apply(grad, *ctx.arguments), None, None, None, None, None, None
 
+    @staticmethod
+    def jvp(ctx, tangent, *_):
+        return Dropout.apply(tangent, *ctx.arguments)
+
+    @staticmethod
+    def vmap(info, in_dims, input, key, p, mode, offset, n_threads, noise_shape):
+        x, noise = _batch_first(input, in_dims[0], noise_shape)
+        return Dropout.apply(x, key, p, mode, offset, n_threads, noise), 0
+
 
 class AlphaDropout(torch.autograd.Function):
+    """Alpha dropout with its derivatives, as Dropout."""
+
     @staticmethod
-    def forward(ctx, input, key, p, offset, n_threads, noise_shape):
-        ctx.arguments = (key, p, offset, n_threads, noise_shape)
-        return _ops.run_alpha(input, _ops.empty_like(input), *ctx.arguments)
+    def forward(input, key, p, offset, n_threads, noise_shape):
+        out = _ops.empty_like(input)
+        return _ops.run_alpha(input, out, key, p, offset, n_threads, noise_shape)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.arguments = inputs[1:]
+
+    @staticmethod
+    def _linear_part(ctx, change):
+        # kept elements are a * x + b, dropped ones a constant: a * change where kept
+        key, p, offset, n_threads, noise_shape = ctx.arguments
+        if p == 1.0:
+            return torch.zeros_like(change)
+        kept = Dropout.apply(change, key, p, "classic", offset, n_threads, noise_shape)
+        a, _, _ = _params.alpha_constants(p, np.float64)
+        return kept * float(a)
 
     @staticmethod
     def backward(ctx, grad):
-        key, p, offset, n_threads, noise_shape = ctx.arguments
-        if p == 1.0:
-            return torch.zeros_like(grad), None, None, None, None, None
-        kept = Dropout.apply(grad, key, p, "classic", offset, n_threads, noise_shape)
-        a, _, _ = _params.alpha_constants(p, np.float64)  # kept: a * x + b
-        return kept * float(a), None, None, None, None, None
+        return AlphaDropout._linear_part(ctx, grad), None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, tangent, *_):
+        return AlphaDropout._linear_part(ctx, tangent)
+
+    @staticmethod
+    def vmap(info, in_dims, input, key, p, offset, n_threads, noise_shape):
+        x, noise = _batch_first(input, in_dims[0], noise_shape)
+        return AlphaDropout.apply(x, key, p, offset, n_threads, noise), 0

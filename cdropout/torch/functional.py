@@ -69,7 +69,16 @@ def draw_key(seed, generator, eager):
     # without int64 overflow: (high - 2**31) * 2**32 + low spans int64
     drawn = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator)
     if eager:
-        high, low = drawn.tolist()
+        try:
+            high, low = drawn.tolist()
+        except RuntimeError:
+            if torch._C._functorch.is_batchedtensor(drawn):
+                raise NotImplementedError(
+                    'cdropout.torch under torch.func.vmap(randomness="different") with '
+                    "seed=None: one key per slice is not supported; pass a seed, or "
+                    'use randomness="same" (one key, the same mask for every slice)'
+                ) from None
+            raise
         return ((high - 2**31) * 2**32 + low) & (2**64 - 1)
     return (drawn[0] - 2**31) * 2**32 + drawn[1]
 
@@ -85,12 +94,14 @@ def check_inplace(input, inplace):
 
 def autograd_sees(input):
     """Whether an eager call must go through its torch.autograd.Function: for backward
-    (grad enabled and `input` requires grad) or for forward-mode AD (a dual level is
-    open, where the Function refuses, having no jvp). Otherwise the Function's ~5 us a
-    call buys nothing: no-grad calls (inference, Monte Carlo dropout) run bare."""
+    (grad enabled and `input` requires grad), forward-mode AD (a dual level is open) or
+    a torch.func transform. Otherwise the Function's ~5 us a call buys nothing: no-grad
+    calls (inference, Monte Carlo dropout) run bare."""
     return (
-        torch.is_grad_enabled() and input.requires_grad
-    ) or forward_ad._current_level >= 0
+        (torch.is_grad_enabled() and input.requires_grad)
+        or forward_ad._current_level >= 0
+        or torch._C._are_functorch_transforms_active()
+    )
 
 
 def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
