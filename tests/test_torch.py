@@ -187,6 +187,18 @@ def test_torch_func_transforms_and_dual_tensors_take_the_dropouts(call):
         assert torch.equal(torch.func.vmap(g, in_dims=in_dims)(batch), expected)
 
 
+@pytest.mark.parametrize("inplace", [False, True])
+def test_functionalize_takes_the_operators(inplace):
+    x = torch.randn(30)
+    for call in (ct.dropout, ct.alpha_dropout):
+        expected = call(x, 0.5, seed=1)
+
+        def f(a, call=call):
+            return call(a.clone(), 0.5, seed=1, inplace=inplace)
+
+        assert torch.equal(torch.func.functionalize(f)(x), expected)
+
+
 def test_vmap_draws_keys_as_its_randomness_flag_allows():
     batch = torch.randn(3, 50)
     with pytest.raises(RuntimeError, match="randomness"):  # PyTorch's refusal

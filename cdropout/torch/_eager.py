@@ -25,12 +25,17 @@ from cdropout.torch import _ops
 
 
 def is_eager(input):
-    """Whether a call on `input` runs outside any tracer or dispatch mode (torch.func
-    transforms included: the Functions below support them)."""
+    """Whether a call on `input` runs outside any tracer or dispatch mode. torch.func's
+    transforms count as eager (the Functions below support them), except functionalize,
+    which has no rule for autograd.Functions and takes the operators."""
     return (
         type(input) is torch.Tensor
         and not torch.compiler.is_compiling()
         and torch._C._len_torch_dispatch_stack() == 0  # no dispatch mode active
+        and not (
+            torch._C._are_functorch_transforms_active()
+            and torch._C._functorch.is_functionaltensor(input)
+        )
     )
 
 

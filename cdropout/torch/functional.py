@@ -107,8 +107,9 @@ def autograd_sees(input):
 def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
     """Training-mode dropout, all arguments checked: eagerly for an int key (see
     cdropout.torch._eager), through the operators for a key tensor. In place where
-    autograd must see the call, the result is computed apart and copied back, so that
-    autograd sees an ordinary copy; otherwise in place writes straight into `input`."""
+    autograd or functionalization must see the call, the result is computed apart and
+    copied back, an ordinary copy to them; otherwise in place writes straight into
+    `input`."""
     if isinstance(key, int):
         if autograd_sees(input):
             result = _eager.Dropout.apply(input, key, p, mode, offset, n_threads, noise)
@@ -117,7 +118,10 @@ def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
         return _ops.run_dropout(input, out, key, p, mode, offset, n_threads, noise)
     if not inplace:
         return _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
-    if torch.is_grad_enabled() and input.requires_grad:
+    # torch.func.functionalize cannot take a custom operator that mutates: a copy too
+    if (
+        torch.is_grad_enabled() and input.requires_grad
+    ) or torch._C._functorch.is_functionaltensor(input):
         return input.copy_(
             _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
         )
