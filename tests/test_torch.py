@@ -199,6 +199,51 @@ def test_functionalize_takes_the_operators(inplace):
         assert torch.equal(torch.func.functionalize(f)(x), expected)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_pytorchs_legacy_vmap_gets_the_kernels_bytes(dtype):
+    # torch.autograd.functional.jacobian(vectorize=True) and gradcheck's batched checks
+    # batch through the legacy vmap, whose tensors have no memory to read
+    from torch._vmap_internals import _vmap
+
+    batch = (torch.randn(3, 40, dtype=torch.float64) * 1e3).to(dtype)
+    batch[:, :4] = torch.tensor([float("inf"), -float("inf"), float("nan"), -0.0])
+    for kwargs in ({}, {"mode": "classic"}, {"p": 1.0}, {"noise_shape": (4, 1)}):
+        kwargs = {"p": 0.3, "seed": 5, **kwargs}
+
+        def f(a, inplace=False, kwargs=kwargs):
+            shaped = a.reshape(4, 10) if "noise_shape" in kwargs else a
+            return ct.dropout(shaped, inplace=inplace, **kwargs).reshape(40)
+
+        expected = np.stack([_bits(f(row)) for row in batch])
+        assert np.array_equal(_bits(_vmap(f)(batch)), expected)
+        copy = batch.clone()
+        _vmap(lambda a, f=f: f(a, inplace=True))(copy)
+        assert np.array_equal(_bits(copy), expected)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script`:DeprecationWarning")
+def test_batched_gradchecks_and_vectorized_jacobians():
+    x = torch.randn(20, dtype=torch.float64, requires_grad=True)
+    for f in (
+        lambda t: ct.dropout(t, 0.4, seed=1),
+        lambda t: ct.dropout(t.reshape(4, 5), 0.4, seed=1, noise_shape=(4, 1)),
+        lambda t: ct.alpha_dropout(t, 0.2, seed=1),
+    ):
+        assert torch.autograd.gradcheck(
+            f, (x,), check_forward_ad=True, check_batched_grad=True,
+            check_batched_forward_grad=True,
+        )  # fmt: skip
+        assert torch.autograd.gradgradcheck(
+            f, (x,), check_fwd_over_rev=True, check_batched_grad=True
+        )
+        jacobian = torch.autograd.functional.jacobian(f, x.detach())
+        for strategy in ("reverse-mode", "forward-mode"):
+            vectorized = torch.autograd.functional.jacobian(
+                f, x.detach(), vectorize=True, strategy=strategy
+            )
+            assert torch.equal(vectorized, jacobian)
+
+
 def test_vmap_draws_keys_as_its_randomness_flag_allows():
     batch = torch.randn(3, 50)
     with pytest.raises(RuntimeError, match="randomness"):  # PyTorch's refusal

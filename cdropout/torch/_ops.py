@@ -82,25 +82,32 @@ _KINDS = {
 
 def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
     """Training-mode dropout of `input` written into `out`, for an int key: what every
-    dropout operator and eager call runs. `out` is `input` or a new tensor laid out
-    like it (empty_like), so a contiguous input has a contiguous output."""
+    dropout operator and eager call runs; returns the result (`out`, but see
+    legacy_batched_dropout). `out` is `input` or a new tensor laid out like it
+    (empty_like), so a contiguous input has a contiguous output."""
     n_threads = _threads(n_threads)
-    # the common call runs on the tensors' addresses: NumPy views would cost 2-9 us of
-    # PyTorch's dispatch (detach, resolve_conj, ...) when the caches are cold, as they
-    # are between a model's layers. Not for a negative view, whose memory holds -input
-    # (.numpy() refuses it, as it refuses a ZeroTensor, whose address is 0)
-    if (
-        not noise_shape
-        and input.is_contiguous()
-        and not input.is_neg()
-        and _kernel.dropout_memory(
-            input.data_ptr(), out.data_ptr(), input.numel(), _KINDS[input.dtype], p,
-            key, mode, offset, n_threads,
-        )
-    ):  # fmt: skip
-        return out
-    x = as_numpy(input)
-    y = x if out is input else as_numpy(out)  # one view: the fast path's in-place call
+    try:
+        # the common call runs on the tensors' addresses: NumPy views would cost 2-9 us
+        # of PyTorch's dispatch (detach, resolve_conj, ...) when the caches are cold, as
+        # they are between a model's layers. Not for a negative view, whose memory holds
+        # -input (.numpy() refuses it, as it refuses a ZeroTensor, whose address is 0)
+        if (
+            not noise_shape
+            and input.is_contiguous()
+            and not input.is_neg()
+            and _kernel.dropout_memory(
+                input.data_ptr(), out.data_ptr(), input.numel(), _KINDS[input.dtype],
+                p, key, mode, offset, n_threads,
+            )
+        ):  # fmt: skip
+            return out
+        x = as_numpy(input)
+        y = x if out is input else as_numpy(out)  # one view: the fast path's in place
+    except RuntimeError:  # no memory to read: which tensor is it?
+        if not torch._C._functorch.is_legacy_batchedtensor(input):
+            raise
+        result = legacy_batched_dropout(input, key, p, mode, offset, noise_shape)
+        return input.copy_(result) if out is input else result
     cdropout.dropout(
         x,
         p,
@@ -112,6 +119,21 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
         noise_shape=_noise(noise_shape),
     )
     return out
+
+
+def legacy_batched_dropout(input, key, p, mode, offset, noise_shape):
+    """Dropout of a tensor batched by PyTorch's legacy vmap (torch.autograd.functional
+    .jacobian with vectorize=True, gradcheck's batched checks), which has no memory to
+    read: PyTorch's operators apply the kernel's mask to every slice, as the unbatched
+    call would. The kernel's bytes: kept elements times the scale (rounded to float32
+    below float64, where PyTorch's scalar multiply also computes in float32), +0.0 for
+    dropped ones."""
+    noise = tuple(noise_shape) if noise_shape else tuple(input.shape)
+    keep = torch.from_numpy(cdropout.dropout_mask(noise, p, seed=key, offset=offset))
+    if p == 1.0:  # nothing kept (and no finite scale)
+        return torch.where(keep, input, 0.0)
+    arithmetic = np.float64 if input.dtype == torch.float64 else np.float32
+    return torch.where(keep, input * _params.training_scale(p, mode, arithmetic), 0.0)
 
 
 def run_alpha(input, out, key, p, offset, n_threads, noise_shape):
