@@ -508,6 +508,27 @@ def test_in_place_follows_pytorchs_rules_for_autograd():
     out.sum().backward()
     # d/dleaf of mask * 2 * (3 * leaf): 6 where kept, what dropout gives a 3
     assert torch.equal(leaf.grad, ct.dropout(torch.full((10,), 3.0), 0.5, seed=1))
+    with torch.no_grad():  # as PyTorch's in-place operators, allowed without grad mode
+        assert ct.dropout(leaf, 0.5, seed=1, inplace=True) is leaf
+    assert torch.equal(leaf.detach(), ct.dropout(torch.ones(10), 0.5, seed=1))
+
+
+@pytest.mark.parametrize(
+    "call", [ct.dropout, ct.alpha_dropout], ids=["dropout", "alpha"]
+)
+@pytest.mark.parametrize("grad_mode", [True, False])
+def test_in_place_marks_the_tensor_modified_for_autograd(call, grad_mode):
+    # a tensor saved for backward and then dropped out in place: backward must refuse
+    # (PyTorch's version counter), never run on the new values
+    weight = torch.randn(50, requires_grad=True)
+    saved = torch.randn(50)
+    loss = (weight * saved).sum()  # the multiply saves `saved` for weight's gradient
+    version = saved._version
+    with torch.set_grad_enabled(grad_mode):
+        call(saved, 0.5, seed=1, inplace=True)
+    assert saved._version > version
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
 
 
 def test_the_seeds_example_both_conventions():

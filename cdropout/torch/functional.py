@@ -84,8 +84,10 @@ def draw_key(seed, generator, eager):
 
 
 def check_inplace(input, inplace):
-    """PyTorch's rule: a leaf that requires grad is never written in place."""
-    if inplace and input.requires_grad and input.is_leaf:
+    """PyTorch's rule: a leaf that requires grad is not written in place while grad
+    mode is on (under torch.no_grad() it may be, as PyTorch's in-place operators
+    allow)."""
+    if inplace and input.requires_grad and input.is_leaf and torch.is_grad_enabled():
         raise RuntimeError(
             "input is a leaf tensor that requires grad: it cannot be dropped out in "
             "place (inplace=True); use inplace=False"
@@ -114,8 +116,14 @@ def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
         if autograd_sees(input):
             result = _eager.Dropout.apply(input, key, p, mode, offset, n_threads, noise)
             return input.copy_(result) if inplace else result
-        out = input if inplace else _ops.empty_like(input)
-        return _ops.run_dropout(input, out, key, p, mode, offset, n_threads, noise)
+        if not inplace:
+            out = _ops.empty_like(input)
+            return _ops.run_dropout(input, out, key, p, mode, offset, n_threads, noise)
+        _ops.run_dropout(input, input, key, p, mode, offset, n_threads, noise)
+        # written behind autograd's back: as PyTorch's in-place operators do, mark
+        # `input` modified, so that a backward that saved it refuses the new values
+        torch.autograd.graph.increment_version(input)
+        return input
     if not inplace:
         return _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
     # torch.func.functionalize cannot take a custom operator that mutates: a copy too
