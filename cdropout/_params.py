@@ -111,7 +111,7 @@ def output(out, x):
         raise ValueError(f"out must have shape {x.shape} like x, got {out.shape}")
     if not out.flags.writeable:
         raise ValueError("out must be writeable, got a read-only array")
-    if _may_self_overlap(out):
+    if may_self_overlap(out):
         raise ValueError(
             "out must not have overlapping elements (writes to them would race), got "
             f"shape {out.shape} with strides {out.strides}, as from numpy.broadcast_to "
@@ -125,7 +125,7 @@ def output(out, x):
 EXACT_OVERLAP_MAX = 1 << 22
 
 
-def _may_self_overlap(a):
+def may_self_overlap(a):
     """Whether two elements of `a` may share bytes.
 
     Quick sufficient test for no overlap: with the axes of more than one element sorted

@@ -511,6 +511,13 @@ def test_in_place_follows_pytorchs_rules_for_autograd():
     with torch.no_grad():  # as PyTorch's in-place operators, allowed without grad mode
         assert ct.dropout(leaf, 0.5, seed=1, inplace=True) is leaf
     assert torch.equal(leaf.detach(), ct.dropout(torch.ones(10), 0.5, seed=1))
+    for shared in (torch.ones(1).expand(10), torch.ones(5).as_strided((3, 3), (1, 1))):
+        before = shared.clone()
+        for call in (ct.dropout, ct.alpha_dropout):
+            with pytest.raises(RuntimeError, match="input has elements that share"):
+                call(shared, 0.5, seed=1, inplace=True)
+        assert torch.equal(shared, before)
+        assert call(shared, 0.5, seed=1).shape == shared.shape  # reading is fine
 
 
 @pytest.mark.parametrize(

@@ -84,13 +84,22 @@ def draw_key(seed, generator, eager):
 
 
 def check_inplace(input, inplace):
-    """PyTorch's rule: a leaf that requires grad is not written in place while grad
+    """PyTorch's rules for writing in place: not a leaf that requires grad while grad
     mode is on (under torch.no_grad() it may be, as PyTorch's in-place operators
-    allow)."""
-    if inplace and input.requires_grad and input.is_leaf and torch.is_grad_enabled():
+    allow), and not a tensor whose elements share memory (expanded, as_strided)."""
+    if not inplace:
+        return
+    if input.requires_grad and input.is_leaf and torch.is_grad_enabled():
         raise RuntimeError(
             "input is a leaf tensor that requires grad: it cannot be dropped out in "
             "place (inplace=True); use inplace=False"
+        )
+    # (a contiguous tensor cannot overlap itself: the common call skips the test)
+    if not input.is_contiguous() and _params.may_self_overlap(_ops.as_numpy(input)):
+        raise RuntimeError(
+            f"input has elements that share memory (shape {tuple(input.shape)}, "
+            f"strides {input.stride()}, as from expand or as_strided): it cannot be "
+            "dropped out in place (inplace=True); clone() it, or use inplace=False"
         )
 
 
