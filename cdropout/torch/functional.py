@@ -181,7 +181,8 @@ def dropout(
         On the CPU, float16, bfloat16, float32 or float64, any shape and strides.
     p, training, inplace
         As for torch.nn.functional.dropout. ``inplace=True`` writes into `input`
-        (refused for a leaf that requires grad, as PyTorch refuses it).
+        (refused, as PyTorch refuses it, for a leaf that requires grad while grad mode
+        is on, and for a tensor whose elements share memory).
     mode : {"inverted", "classic"}
         inverted (PyTorch's): kept elements times 1/(1-p) in training, the identity in
         evaluation. classic: training keeps elements as they are, evaluation
