@@ -518,6 +518,12 @@ def test_in_place_follows_pytorchs_rules_for_autograd():
                 call(shared, 0.5, seed=1, inplace=True)
         assert torch.equal(shared, before)
         assert call(shared, 0.5, seed=1).shape == shared.shape  # reading is fine
+    with torch.inference_mode():
+        inference = torch.ones(10)
+        assert ct.dropout(inference, 0.5, seed=1, inplace=True) is inference
+    with pytest.raises(RuntimeError, match="inference tensor"):
+        ct.dropout(inference, 0.5, seed=1, inplace=True)
+    assert ct.dropout(inference, 0.5, seed=1).shape == (10,)
 
 
 @pytest.mark.parametrize(

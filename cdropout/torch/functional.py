@@ -86,13 +86,20 @@ def draw_key(seed, generator, eager):
 def check_inplace(input, inplace):
     """PyTorch's rules for writing in place: not a leaf that requires grad while grad
     mode is on (under torch.no_grad() it may be, as PyTorch's in-place operators
-    allow), and not a tensor whose elements share memory (expanded, as_strided)."""
+    allow), not an inference tensor outside inference mode, and not a tensor whose
+    elements share memory (expanded, as_strided)."""
     if not inplace:
         return
     if input.requires_grad and input.is_leaf and torch.is_grad_enabled():
         raise RuntimeError(
             "input is a leaf tensor that requires grad: it cannot be dropped out in "
             "place (inplace=True); use inplace=False"
+        )
+    if input.is_inference() and not torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "input is an inference tensor (made under torch.inference_mode()): it "
+            "cannot be dropped out in place outside inference mode; clone() it, or "
+            "use inplace=False"
         )
     # (a contiguous tensor cannot overlap itself: the common call skips the test)
     if not input.is_contiguous() and _params.may_self_overlap(_ops.as_numpy(input)):
@@ -182,7 +189,8 @@ def dropout(
     p, training, inplace
         As for torch.nn.functional.dropout. ``inplace=True`` writes into `input`
         (refused, as PyTorch refuses it, for a leaf that requires grad while grad mode
-        is on, and for a tensor whose elements share memory).
+        is on, an inference tensor outside inference mode and a tensor whose elements
+        share memory).
     mode : {"inverted", "classic"}
         inverted (PyTorch's): kept elements times 1/(1-p) in training, the identity in
         evaluation. classic: training keeps elements as they are, evaluation
