@@ -91,16 +91,13 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
         # of PyTorch's dispatch (detach, resolve_conj, ...) when the caches are cold, as
         # they are between a model's layers. Not for a negative view, whose memory holds
         # -input (.numpy() refuses it, as it refuses a ZeroTensor, whose address is 0)
-        if (
-            not noise_shape
-            and input.is_contiguous()
-            and not input.is_neg()
-            and _kernel.dropout_memory(
-                input.data_ptr(), out.data_ptr(), input.numel(), _KINDS[input.dtype],
-                p, key, mode, offset, n_threads,
-            )
-        ):  # fmt: skip
-            return out
+        if not noise_shape and input.is_contiguous() and not input.is_neg():
+            src = input.data_ptr()
+            dst = src if out is input else out.data_ptr()
+            kind = _KINDS[input.dtype]
+            args = (p, key, mode, offset, n_threads)
+            if _kernel.dropout_memory(src, dst, input.numel(), kind, *args):
+                return out
         x = as_numpy(input)
         y = x if out is input else as_numpy(out)  # one view: the fast path's in place
     except RuntimeError:  # no memory to read: which tensor is it?
