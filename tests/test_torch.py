@@ -286,6 +286,17 @@ def test_manual_seed_and_generators_make_runs_reproducible():
         ct.dropout(x, 0.5, seed=1, generator=g1)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_compile_fullgraph_takes_in_place_calls(layout):
+    def f(a):
+        b = a * 1 if layout == "contiguous" else (a * 1).t()
+        ct.dropout(b, 0.5, seed=1, inplace=True)
+        return ct.alpha_dropout(b, 0.2, seed=2, inplace=True)
+
+    x = torch.randn(6, 4)
+    assert torch.equal(torch.compile(f, fullgraph=True)(x), f(x))
+
+
 def test_a_drawn_key_is_the_generators_next_two_32_bit_words():
     # pinned, so that a generator state saved with a model keeps giving its masks:
     # the key is high * 2**32 + low (mod 2**64) of two draws made as version 0.2 made

@@ -146,7 +146,7 @@ def dropout_op(
     input: torch.Tensor,
     key: torch.Tensor,
     p: float,
-    mode: str,
+    convention: str,
     offset: int,
     n_threads: int,
     noise_shape: list[int],
@@ -154,12 +154,19 @@ def dropout_op(
     """Training-mode dropout into a new tensor laid out like `input` (noise_shape [] is
     the input's shape)."""
     return run_dropout(
-        input, empty_like(input), key_bits(key), p, mode, offset, n_threads, noise_shape
+        input,
+        empty_like(input),
+        key_bits(key),
+        p,
+        convention,
+        offset,
+        n_threads,
+        noise_shape,
     )
 
 
 @dropout_op.register_fake
-def _(input, key, p, mode, offset, n_threads, noise_shape):
+def _(input, key, p, convention, offset, n_threads, noise_shape):
     return empty_like(input)
 
 
@@ -185,17 +192,22 @@ def dropout_inplace_op(
     input: torch.Tensor,
     key: torch.Tensor,
     p: float,
-    mode: str,
+    convention: str,
     offset: int,
     n_threads: int,
     noise_shape: list[int],
 ) -> None:
-    """Training-mode dropout written into `input` (no autograd: see functional)."""
-    run_dropout(input, input, key_bits(key), p, mode, offset, n_threads, noise_shape)
+    """Training-mode dropout written into `input` (no autograd: see functional). The
+    convention's argument is not called `mode`: PyTorch's functionalization of a
+    mutating operator under torch.compile passes a `mode` of its own, and the compiled
+    in-place call failed with "got multiple values for argument 'mode'"."""
+    run_dropout(
+        input, input, key_bits(key), p, convention, offset, n_threads, noise_shape
+    )
 
 
 @dropout_inplace_op.register_fake
-def _(input, key, p, mode, offset, n_threads, noise_shape):
+def _(input, key, p, convention, offset, n_threads, noise_shape):
     return None
 
 

@@ -95,6 +95,8 @@ def check_inplace(input, inplace):
             "input is a leaf tensor that requires grad: it cannot be dropped out in "
             "place (inplace=True); use inplace=False"
         )
+    if torch.compiler.is_compiling():  # a traced tensor has neither (nor memory)
+        return
     if input.is_inference() and not torch.is_inference_mode_enabled():
         raise RuntimeError(
             "input is an inference tensor (made under torch.inference_mode()): it "
@@ -143,9 +145,11 @@ def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
     if not inplace:
         return _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
     # torch.func.functionalize cannot take a custom operator that mutates: a copy too
-    if (
-        torch.is_grad_enabled() and input.requires_grad
-    ) or torch._C._functorch.is_functionaltensor(input):
+    # (torch.compile can, and cannot trace the test)
+    if (torch.is_grad_enabled() and input.requires_grad) or (
+        not torch.compiler.is_compiling()
+        and torch._C._functorch.is_functionaltensor(input)
+    ):
         return input.copy_(
             _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
         )
