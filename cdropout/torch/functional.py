@@ -134,9 +134,8 @@ def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
         if autograd_sees(input):
             result = _eager.Dropout.apply(input, key, p, mode, offset, n_threads, noise)
             return input.copy_(result) if inplace else result
-        if not inplace:
-            out = _ops.empty_like(input)
-            return _ops.run_dropout(input, out, key, p, mode, offset, n_threads, noise)
+        if not inplace:  # the Function's own work, without autograd
+            return _eager.Dropout.forward(input, key, p, mode, offset, n_threads, noise)
         _ops.run_dropout(input, input, key, p, mode, offset, n_threads, noise)
         # written behind autograd's back: as PyTorch's in-place operators do, mark
         # `input` modified, so that a backward that saved it refuses the new values
@@ -163,10 +162,8 @@ def apply_alpha(input, key, p, inplace, offset, n_threads, noise):
         result = _ops.alpha_dropout_op(input, key, p, offset, n_threads, noise)
     elif autograd_sees(input):
         result = _eager.AlphaDropout.apply(input, key, p, offset, n_threads, noise)
-    else:
-        result = _ops.run_alpha(
-            input, _ops.empty_like(input), key, p, offset, n_threads, noise
-        )
+    else:  # the Function's own work, without autograd
+        result = _eager.AlphaDropout.forward(input, key, p, offset, n_threads, noise)
     return input.copy_(result) if inplace else result
 
 
