@@ -19,7 +19,7 @@ import torch
 
 import cdropout
 from cdropout import _kernel, _params
-from cdropout._threads import USABLE_CPUS, resolve_threads
+from cdropout._threads import USABLE_CPUS
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -66,8 +66,10 @@ TORCH_THREADS = 0
 
 
 def _threads(n_threads):
+    # a count for the NumPy API or the address path, which resolve it (forked children
+    # and builds without OpenMP run on one thread): not resolved twice
     if n_threads == TORCH_THREADS:
-        return resolve_threads(min(torch.get_num_threads(), USABLE_CPUS))
+        return min(torch.get_num_threads(), USABLE_CPUS)
     return n_threads
 
 
