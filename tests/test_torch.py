@@ -374,6 +374,33 @@ def test_compile_fullgraph_gives_the_eager_bytes_and_export_keeps_the_op():
     assert "torch.ops.cdropout.call_key.default" in code
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace's
+@pytest.mark.parametrize(
+    "layer",
+    [
+        ct.Dropout(0.5),
+        ct.Dropout(0.5, seed=3, mode="classic"),
+        ct.Dropout2d(0.3, mode="classic"),
+        ct.AlphaDropout(0.2),
+    ],
+    ids=repr,
+)
+def test_torch_jit_trace_records_evaluation_and_refuses_training(layer):
+    # its sizes are traced tensors: a model traced in eval() mode (deployment) runs
+    # any batch size as the model does; training is refused with a clear error
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), layer, torch.nn.Flatten(), torch.nn.Linear(144, 2)
+    ).eval()
+    traced = torch.jit.trace(model, torch.randn(2, 3, 8, 8))
+    x = torch.randn(5, 3, 8, 8)
+    assert torch.equal(traced(x), model(x))
+    model.train()
+    with pytest.raises(RuntimeError, match="torch.jit.trace in training mode"):
+        torch.jit.trace(model, torch.randn(2, 3, 8, 8))
+    assert int(layer.calls) == 0
+
+
 @pytest.mark.parametrize("mode", ["inverted", "classic"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_dropout_before_relu_is_the_same_function_to_the_bit(dtype, mode):
@@ -406,6 +433,51 @@ def test_a_module_resumed_from_its_state_dict_draws_the_uninterrupted_masks():
     # the NumPy layer's stream: call k of seed s is cdropout._kernel.call_seed(s, k)
     layer = cdropout.Dropout(0.5, seed=11)
     assert np.array_equal(outputs[0].numpy(), layer(np.ones(64, np.float32)))
+
+
+def test_only_a_seeded_module_keeps_its_call_number_in_the_state_dict():
+    # without a seed the state_dict is torch.nn's: a checkpoint loads (strict) before
+    # and after swap_dropout, and into the torch.nn model
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(4, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2)
+        )
+
+    plain = model()
+    swapped = ct.swap_dropout(model())
+    assert list(swapped.state_dict()) == list(plain.state_dict())
+    swapped.load_state_dict(plain.state_dict())
+    plain.load_state_dict(swapped.state_dict())
+    layer = ct.Dropout(0.5, seed=3)
+    assert list(layer.state_dict()) == ["calls"]
+    layer.seed = None  # the attribute decides, whenever it is set
+    assert list(layer.state_dict()) == []
+    layer.seed = 2**64 - 1
+    assert list(layer.state_dict()) == ["calls"]
+    for seed, error in [("3", TypeError), (-1, ValueError), (2**64, ValueError)]:
+        with pytest.raises(error, match="seed must"):
+            layer.seed = seed
+    assert layer.seed == 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    "name, value, error",
+    [
+        ("p", 1.5, ValueError),
+        ("mode", "bogus", ValueError),
+        ("inplace", "y", TypeError),
+    ],
+)
+def test_a_seeded_module_with_a_bad_attribute_refuses_before_taking_a_call(
+    name, value, error
+):
+    layer = ct.Dropout(0.5, seed=3)
+    setattr(layer, name, value)
+    x = torch.ones(8)
+    with pytest.raises(error, match=name):
+        layer(x)
+    assert int(layer.calls) == 0 and torch.equal(x, torch.ones(8))
 
 
 def test_swap_dropout_replaces_every_torch_dropout_and_keeps_their_settings():

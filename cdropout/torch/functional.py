@@ -114,6 +114,33 @@ def check_inplace(input, inplace):
         )
 
 
+def is_traced():
+    """Whether torch.jit.trace (deprecated by PyTorch) is recording the call: its sizes
+    are traced tensors, not ints, and a call that runs the kernel on memory would be
+    missing from the trace."""
+    return torch.jit.is_tracing()  # (torch._C._is_tracing breaks torch.compile's graph)
+
+
+def refuse_traced_training():
+    """A training call under torch.jit.trace: refused (a trace records PyTorch's
+    operators, and the eager call would be missing from it). Evaluation is traced: the
+    calls check what they can without sizes, as PyTorch checks nothing under a trace."""
+    raise RuntimeError(
+        "cdropout.torch cannot be traced by torch.jit.trace in training mode (the "
+        "trace would miss the kernel's call); use torch.compile or torch.export, "
+        "which record cdropout's operators, or trace the model in eval() mode"
+    )
+
+
+def evaluation(input, p, inplace, mode):
+    """Evaluation-mode dropout: the identity for inverted dropout, a multiply by 1 - p
+    for classic dropout."""
+    if mode == "inverted" or p == 0.0:
+        return input
+    scaled = input * (1.0 - p) if p < 1.0 else torch.zeros_like(input)
+    return input.copy_(scaled) if inplace else scaled
+
+
 def autograd_sees(input):
     """Whether an eager call must go through its torch.autograd.Function: for backward
     (grad enabled and `input` requires grad), forward-mode AD (a dual level is open) or
@@ -224,16 +251,17 @@ def dropout(
     training = _params.flag(training, "training")
     inplace = _params.flag(inplace, "inplace")
     mode = _params.mode(mode)
+    if is_traced():  # whose sizes are tensors: not read
+        if training:
+            refuse_traced_training()
+        return evaluation(input, p, inplace, mode)
     offset = _params.offset(offset, input.numel())
     noise = noise_list(noise_shape, input)
     n_threads = threads(n_threads)
     check_inplace(input, inplace)
     if not training:
         _params.check_seed(seed)
-        if mode == "inverted" or p == 0.0:
-            return input
-        scaled = input * (1.0 - p) if p < 1.0 else torch.zeros_like(input)
-        return input.copy_(scaled) if inplace else scaled
+        return evaluation(input, p, inplace, mode)
     # last: nothing is drawn for a refused call
     key = draw_key(seed, generator, _eager.is_eager(input))
     return apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise)
@@ -258,6 +286,10 @@ def alpha_dropout(
     p = _params.probability(p)
     training = _params.flag(training, "training")
     inplace = _params.flag(inplace, "inplace")
+    if is_traced():  # whose sizes are tensors: not read
+        if training:
+            refuse_traced_training()
+        return input
     offset = _params.offset(offset, input.numel())
     noise = noise_list(noise_shape, input)
     n_threads = threads(n_threads)

@@ -14,7 +14,9 @@ from cdropout.torch.functional import (
     check_inplace,
     check_input,
     dropout,
+    is_traced,
     noise_list,
+    refuse_traced_training,
     threads,
 )
 
@@ -65,11 +67,26 @@ class Dropout(torch.nn.Module):
         self.inplace = _params.flag(inplace, "inplace")
         self.mode = _params.mode(mode)
         self.noise_shape = _params.noise_spec(noise_shape)
-        if seed is not None:
-            seed = _params.seed_value(seed)
-        self.seed = seed
         # the number of the next training call's stream (used with an int seed)
         self.register_buffer("calls", torch.zeros((), dtype=torch.int64))
+        self.seed = seed
+
+    @property
+    def seed(self):
+        """The int key of the module's streams, or None: keys drawn from PyTorch's
+        generator."""
+        return self._seed
+
+    @seed.setter
+    def seed(self, value):
+        self._seed = None if value is None else _params.seed_value(value)
+        # `calls` is state only with a seed. Without one the state_dict holds what
+        # torch.nn's module holds, nothing, so that a checkpoint of a model loads
+        # before and after swap_dropout, and into torch.nn's model
+        if self._seed is None:
+            self._non_persistent_buffers_set.add("calls")
+        else:
+            self._non_persistent_buffers_set.discard("calls")
 
     def extra_repr(self):
         extra = f"p={self.p}, inplace={self.inplace}"
@@ -116,8 +133,15 @@ class Dropout(torch.nn.Module):
         )
 
     def _checked(self, input):
-        """The functional API's checks, before a call number is taken; the noise."""
+        """The functional API's checks, of the input and of the attributes (which may
+        have been set since construction), before a call number is taken; the
+        noise."""
         check_input(input)
+        _params.probability(self.p)
+        _params.mode(self.mode)
+        _params.flag(self.inplace, "inplace")
+        if is_traced():
+            refuse_traced_training()
         noise = noise_list(self._noise(input), input)
         check_inplace(input, self.inplace)
         return noise
