@@ -480,6 +480,31 @@ def test_a_seeded_module_with_a_bad_attribute_refuses_before_taking_a_call(
     assert int(layer.calls) == 0 and torch.equal(x, torch.ones(8))
 
 
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_activation_checkpointing_recomputes_the_forwards_masks(reentrant):
+    # torch.utils.checkpoint runs the forward again in backward, with PyTorch's
+    # generator restored: keys drawn from it give the same masks and gradients. A
+    # seeded module would draw its next call's mask: refused, not silently wrong
+    from torch.utils.checkpoint import checkpoint
+
+    linear = torch.nn.Linear(16, 16)
+
+    def gradient(layer, checkpointed):
+        x = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
+        x.requires_grad_()
+        torch.manual_seed(1)
+        f = lambda t: layer(linear(t)).tanh()  # noqa: E731
+        y = checkpoint(f, x, use_reentrant=reentrant) if checkpointed else f(x)
+        y.sum().backward()  # (the reentrant variant refuses autograd.grad)
+        return x.grad
+
+    for layer in (ct.Dropout(0.5), ct.AlphaDropout(0.3)):
+        assert torch.equal(gradient(layer, True), gradient(layer, False))
+    seeded = ct.Dropout(0.5, seed=5)
+    with pytest.raises(RuntimeError, match="checkpoint"):
+        gradient(seeded, True)
+
+
 def test_swap_dropout_replaces_every_torch_dropout_and_keeps_their_settings():
     model = torch.nn.Sequential(
         torch.nn.Dropout(0.1),

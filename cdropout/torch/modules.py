@@ -102,6 +102,15 @@ class Dropout(torch.nn.Module):
         """The key of the next training call with an int seed; advances `calls`. An
         int for an eager call, else a tensor from the call_key operator."""
         if _eager.is_eager(input):
+            if torch._C._current_graph_task_id() != -1:  # called inside a backward
+                raise RuntimeError(
+                    f"{self._get_name()} with an int seed was called during a "
+                    "backward pass, as torch.utils.checkpoint's recomputation calls "
+                    "it: it would draw the next call's mask, not the forward's, and "
+                    "the gradients would be wrong. Use seed=None inside checkpointed "
+                    "code (keys then come from PyTorch's generator, which checkpoint "
+                    "restores)"
+                )
             key = _kernel.call_seed(self.seed, int(self.calls))
         else:
             seed = self.seed - 2**64 if self.seed >= 2**63 else self.seed
