@@ -37,6 +37,31 @@ def test_a_probability_outside_0_1_is_a_value_error(cls, p):
         ct.dropout(torch.ones(1), p)
 
 
+@pytest.mark.parametrize("cls", [*MODULES, ct.AlphaDropout])
+def test_a_probability_may_be_a_0_d_tensor(cls):
+    # as torch.nn.Dropout(torch.tensor(0.5)) and F.dropout(x, torch.tensor(0.5)) take it
+    x = torch.ones(SHAPES.get(cls, (1000,)))
+    layer = cls(torch.tensor(0.25))
+    assert layer.p == 0.25
+    for seed in (None, 3):  # the float's masks, drawn from the generator or the seed
+        layer.seed, layer.p = seed, torch.tensor(0.5, dtype=torch.float64)
+        twin = cls(0.5, seed=seed)
+        torch.manual_seed(7)
+        y = layer(x)
+        torch.manual_seed(7)
+        assert torch.equal(y, twin(x))
+    y = ct.dropout(x, torch.tensor(0.5), seed=1)
+    assert torch.equal(y, ct.dropout(x, 0.5, seed=1))
+    for bad, error in [
+        (torch.tensor(1.5), ValueError),
+        (torch.tensor([0.5]), TypeError),
+    ]:
+        with pytest.raises(error, match="p must"):
+            ct.dropout(x, bad)
+        with pytest.raises(error, match="p must"):
+            cls(bad)
+
+
 @pytest.mark.parametrize("cls", [ct.Dropout, ct.Dropout1d, ct.Dropout2d, ct.Dropout3d])
 @pytest.mark.parametrize(
     "memory_format", [torch.contiguous_format, torch.channels_last]

@@ -35,6 +35,15 @@ def check_input(input, name="input"):
     return input
 
 
+def probability(p):
+    """p as a float in [0, 1]: what the NumPy API takes, and a 0-d real tensor, as
+    torch.nn.functional.dropout and torch.nn.Dropout take it."""
+    if type(p) is not float and isinstance(p, torch.Tensor) and p.dim() == 0:
+        if p.dtype != torch.bool and not p.is_complex():
+            p = p.item()
+    return _params.probability(p)
+
+
 def threads(n_threads):
     """The thread count for the operators: n_threads as the NumPy API reads it, and for
     None PyTorch's intra-op thread count (torch.set_num_threads), at most the usable
@@ -247,7 +256,7 @@ def dropout(
     new tensor and copied back, so that autograd sees an ordinary copy.
     """
     check_input(input)
-    p = _params.probability(p)
+    p = probability(p)
     training = _params.flag(training, "training")
     inplace = _params.flag(inplace, "inplace")
     mode = _params.mode(mode)
@@ -283,7 +292,7 @@ def alpha_dropout(
     by cdropout's kernel. Arguments as for dropout(); evaluation is the identity.
     ``noise_shape=(None, None, 1, 1)`` gives PyTorch's feature_alpha_dropout."""
     check_input(input)
-    p = _params.probability(p)
+    p = probability(p)
     training = _params.flag(training, "training")
     inplace = _params.flag(inplace, "inplace")
     if is_traced():  # whose sizes are tensors: not read

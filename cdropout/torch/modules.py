@@ -16,6 +16,7 @@ from cdropout.torch.functional import (
     dropout,
     is_traced,
     noise_list,
+    probability,
     refuse_traced_training,
     threads,
 )
@@ -63,7 +64,7 @@ class Dropout(torch.nn.Module):
         self, p=0.5, inplace=False, *, mode="inverted", seed=None, noise_shape=None
     ):
         super().__init__()
-        self.p = _params.probability(p)
+        self.p = probability(p)
         self.inplace = _params.flag(inplace, "inplace")
         self.mode = _params.mode(mode)
         self.noise_shape = _params.noise_spec(noise_shape)
@@ -129,11 +130,11 @@ class Dropout(torch.nn.Module):
                 mode=self.mode,
                 noise_shape=self._noise(input),
             )
-        noise = self._checked(input)
+        p, noise = self._checked(input)
         return apply_dropout(
             input,
             self._key(input),
-            self.p,
+            p,
             self.mode,
             self.inplace,
             0,
@@ -143,17 +144,17 @@ class Dropout(torch.nn.Module):
 
     def _checked(self, input):
         """The functional API's checks, of the input and of the attributes (which may
-        have been set since construction), before a call number is taken; the
-        noise."""
+        have been set since construction), before a call number is taken: p as a
+        float, and the noise."""
         check_input(input)
-        _params.probability(self.p)
+        p = probability(self.p)
         _params.mode(self.mode)
         _params.flag(self.inplace, "inplace")
         if is_traced():
             refuse_traced_training()
         noise = noise_list(self._noise(input), input)
         check_inplace(input, self.inplace)
-        return noise
+        return p, noise
 
 
 def _channels(shape, batched):
@@ -230,7 +231,7 @@ class AlphaDropout(Dropout):
                 inplace=self.inplace,
                 noise_shape=self.noise_shape,
             )
-        noise = self._checked(input)
+        p, noise = self._checked(input)
         return apply_alpha(
-            input, self._key(input), self.p, self.inplace, 0, threads(None), noise
+            input, self._key(input), p, self.inplace, 0, threads(None), noise
         )
