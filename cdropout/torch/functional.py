@@ -123,11 +123,13 @@ def check_inplace(input, inplace):
         )
 
 
-def is_traced():
-    """Whether torch.jit.trace (deprecated by PyTorch) is recording the call: its sizes
-    are traced tensors, not ints, and a call that runs the kernel on memory would be
-    missing from the trace."""
-    return torch.jit.is_tracing()  # (torch._C._is_tracing breaks torch.compile's graph)
+def is_traced(count):
+    """Whether torch.jit.trace (deprecated by PyTorch) records the call, told by the
+    input's element count, which the call reads anyway: a traced tensor under a trace,
+    as all its sizes are, else an int (or a SymInt under torch.compile).
+    torch.jit.is_tracing() would cost two more Python calls on every call, and
+    torch._C._is_tracing() breaks torch.compile's graph."""
+    return isinstance(count, torch.Tensor)
 
 
 def refuse_traced_training():
@@ -260,11 +262,12 @@ def dropout(
     training = _params.flag(training, "training")
     inplace = _params.flag(inplace, "inplace")
     mode = _params.mode(mode)
-    if is_traced():  # whose sizes are tensors: not read
+    count = input.numel()
+    if is_traced(count):  # the sizes are tensors: not checked
         if training:
             refuse_traced_training()
         return evaluation(input, p, inplace, mode)
-    offset = _params.offset(offset, input.numel())
+    offset = _params.offset(offset, count)
     noise = noise_list(noise_shape, input)
     n_threads = threads(n_threads)
     check_inplace(input, inplace)
@@ -295,11 +298,12 @@ def alpha_dropout(
     p = probability(p)
     training = _params.flag(training, "training")
     inplace = _params.flag(inplace, "inplace")
-    if is_traced():  # whose sizes are tensors: not read
+    count = input.numel()
+    if is_traced(count):  # the sizes are tensors: not checked
         if training:
             refuse_traced_training()
         return input
-    offset = _params.offset(offset, input.numel())
+    offset = _params.offset(offset, count)
     noise = noise_list(noise_shape, input)
     n_threads = threads(n_threads)
     check_inplace(input, inplace)

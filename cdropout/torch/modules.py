@@ -150,7 +150,7 @@ class Dropout(torch.nn.Module):
         p = probability(self.p)
         _params.mode(self.mode)
         _params.flag(self.inplace, "inplace")
-        if is_traced():
+        if is_traced(input.numel()):
             refuse_traced_training()
         noise = noise_list(self._noise(input), input)
         check_inplace(input, self.inplace)
