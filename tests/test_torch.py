@@ -3,6 +3,7 @@ and torch.export, reproducibility, the modules' state, model conversion, bad inp
 Skipped where torch is not installed (.ci/run installs the torch extra)."""
 
 import multiprocessing
+import warnings
 
 import numpy as np
 import pytest
@@ -558,6 +559,49 @@ def test_convert_mode_keeps_training_and_evaluation_outputs():
                 assert torch.allclose(before(x.reshape(5, 8)), after(x), atol=1e-12)
 
 
+def _shared_consumer():
+    # one Linear reads a dropout's output and, elsewhere, another input
+    linear = torch.nn.Linear(4, 4)
+    return torch.nn.Sequential(
+        ct.Dropout(0.5, mode="classic"), linear, torch.nn.ReLU(), linear
+    )
+
+
+def _tied_consumer():
+    # the consumer's weight is also the first layer's (tied weights)
+    first, consumer = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    consumer.weight = first.weight
+    return torch.nn.Sequential(first, ct.Dropout(0.5, mode="classic"), consumer)
+
+
+def _old_weight_norm_consumer():
+    # torch.nn.utils.weight_norm (deprecated) recomputes `weight` before each forward
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        consumer = torch.nn.utils.weight_norm(torch.nn.Linear(4, 4))
+    return torch.nn.Sequential(ct.Dropout(0.5, mode="classic"), consumer)
+
+
+def test_convert_mode_rescales_every_consumer_of_a_shared_dropout():
+    torch.manual_seed(0)
+    shared = ct.Dropout(0.5, mode="classic", seed=4)
+    layers = [torch.nn.Linear(6, 6) for _ in range(3)]
+    model = torch.nn.Sequential(layers[0], shared, layers[1], shared, layers[2])
+    model = model.double()
+    x = torch.randn(5, 6, dtype=torch.float64)
+    expected = [model(x) for _ in range(2)]
+    model.eval()
+    expected.append(model(x))
+    ct.convert_mode(model, "inverted")
+    shared.calls.zero_()
+    model.train()
+    outputs = [model(x) for _ in range(2)]
+    model.eval()
+    outputs.append(model(x))
+    for out, want in zip(outputs, expected, strict=True):
+        assert torch.allclose(out, want, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("build", "words"),
     [
@@ -578,6 +622,26 @@ def test_convert_mode_keeps_training_and_evaluation_outputs():
             "not in an nn.Sequential",
         ),
         (lambda: torch.nn.Sequential(ct.Dropout(1.0), torch.nn.Linear(4, 4)), "p = 1"),
+        (lambda: _shared_consumer(), "more than one place"),
+        (lambda: _tied_consumer(), "tied weights"),
+        (
+            lambda: torch.nn.Sequential(
+                ct.Dropout(0.5, mode="classic"),
+                torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(4, 4)),
+            ),
+            "parametrization",
+        ),
+        (lambda: _old_weight_norm_consumer(), "parametrization"),
+        (
+            lambda: torch.nn.Sequential(
+                torch.nn.Linear(4, 4),
+                ct.Dropout(0.5, mode="classic"),
+                torch.nn.Linear(4, 4),
+                ct.Dropout(0.5, mode="classic"),
+                torch.nn.LazyLinear(4),
+            ),
+            "lazy",
+        ),
     ],
 )
 def test_convert_mode_refuses_what_it_cannot_establish_and_changes_nothing(
@@ -585,10 +649,13 @@ def test_convert_mode_refuses_what_it_cannot_establish_and_changes_nothing(
 ):
     model = build()
     target = "classic" if "p = 1" in words else "inverted"
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    lazy = torch.nn.parameter.UninitializedParameter  # (no values to compare)
+    before = {k: v.clone() for k, v in state.items() if not isinstance(v, lazy)}
     with pytest.raises(ValueError, match=words):
         ct.convert_mode(model, target)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert list(model.state_dict()) == list(state)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     modes = {m.mode for m in model.modules() if isinstance(m, ct.Dropout)}
     assert modes == ({"inverted"} if "p = 1" in words else {"classic"})
 

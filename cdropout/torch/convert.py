@@ -1,6 +1,8 @@
 """Whole-model tools: put cdropout's modules in place of torch.nn's, and convert a model
 between the two dropout conventions by rescaling the weights that read dropped units."""
 
+from collections import Counter
+
 import torch
 
 from cdropout import _params
@@ -58,37 +60,75 @@ def convert_mode(model, to_mode):
     reads its output, an nn.Linear or nn.Conv1d/2d/3d following it in an
     nn.Sequential (through Flatten, Unflatten or Identity), gets its weights multiplied
     by 1-p (classic to inverted) or 1/(1-p) (inverted to classic), never its bias, and
-    the module's mode
-    is switched. Training and evaluation outputs are unchanged up to rounding: the
-    dropout paper's rule.
+    the module's mode is switched. Training and evaluation outputs are unchanged up to
+    rounding: the dropout paper's rule. A dropout module used at several places of the
+    model has each of its consumers rescaled.
 
     Raises
     ------
     ValueError
-        For a dropout module whose consumer cannot be established (not in an
-        nn.Sequential, last in it, or followed by another kind of layer), naming the
-        module; for inverted to classic with p = 1. Nothing is changed then.
+        Naming the module, where rescaling could change what else the model computes
+        or would not last, so the outputs could not be kept: a dropout module whose
+        consumer cannot be established (not in an nn.Sequential, last in it, or
+        followed by another kind of layer); a consumer that also reads other inputs
+        (used at another place of the model), whose weight is shared with another
+        layer (tied weights), computed (a parametrization such as weight_norm) or not
+        yet initialised (a lazy module); inverted to classic with p = 1. Nothing is
+        changed then.
     """
     to_mode = _params.mode(to_mode)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    plan = []  # (dropout module, consumer), all found before anything changes
-    for name, module in model.named_modules():
+    # every place of every module and parameter: shared ones appear more than once
+    places = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
+    tied = Counter(id(w) for _, w in model.named_parameters(remove_duplicate=False))
+    plan = []  # (dropout module, consumer), all checked before anything changes
+    for name, module in model.named_modules(remove_duplicate=False):
         if not _is_convertible(module) or module.mode == to_mode:
             continue
-        consumer = _consumer(model, name)
+        consumer_name, consumer = _consumer(model, name)
         if to_mode == "classic" and module.p == 1.0:
             raise ValueError(
                 f"module {name!r} has p = 1: inverted weights cannot be converted to "
                 "classic ones (dividing by a keep probability of 0)"
             )
+        _check_rescalable(name, consumer_name, consumer, places, tied)
         plan.append((module, consumer))
     with torch.no_grad():
         for module, consumer in plan:
             keep = 1.0 - module.p
             consumer.weight.mul_(keep if to_mode == "inverted" else 1.0 / keep)
+        for module, _ in plan:  # (after: a shared module is planned once per place)
             module.mode = to_mode
     return model
+
+
+def _check_rescalable(name, consumer_name, consumer, places, tied):
+    """Refuses a consumer whose rescaled weights would change more than what reads
+    the dropout `name`, or would not keep the rescaling."""
+    where = f"module {name!r} feeds {consumer_name!r}, "
+    if places[id(consumer)] > 1:
+        raise ValueError(
+            where + "which is used at more than one place of the model: rescaling "
+            "its weights would change what it computes from its other inputs"
+        )
+    weight = consumer._parameters.get("weight")
+    if not isinstance(weight, torch.nn.Parameter):
+        raise ValueError(
+            where + "whose weight is computed, not a parameter of its own (a "
+            "parametrization or weight_norm): rescaling it would not last; rescale "
+            "what it is computed from, with cdropout.rescale_weights"
+        )
+    if isinstance(weight, torch.nn.parameter.UninitializedParameter):
+        raise ValueError(
+            where + "whose weight is not initialised yet (a lazy module): run a "
+            "forward pass first"
+        )
+    if tied[id(weight)] > 1:
+        raise ValueError(
+            where + "whose weight is shared with another layer (tied weights): "
+            "rescaling it would change that layer too"
+        )
 
 
 def _is_convertible(module):
@@ -98,7 +138,8 @@ def _is_convertible(module):
 
 
 def _consumer(model, name):
-    """The layer that reads the output of the module called `name` in `model`."""
+    """The layer that reads the output of the module called `name` in `model`, and
+    its name."""
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if name else None  # "" is the model
     if not isinstance(parent, torch.nn.Sequential):
@@ -107,10 +148,11 @@ def _consumer(model, name):
             "what reads its output cannot be established, so its weights cannot be "
             "rescaled; convert that layer's weights with cdropout.rescale_weights"
         )
-    following = list(parent._modules.values())[list(parent._modules).index(child) + 1 :]
-    for layer in following:
+    names = list(parent._modules)
+    for index in range(names.index(child) + 1, len(names)):
+        layer = parent._modules[names[index]]
         if isinstance(layer, CONSUMERS):
-            return layer
+            return ".".join(filter(None, (parent_name, names[index]))), layer
         if not isinstance(layer, TRANSPARENT):
             raise ValueError(
                 f"module {name!r} is followed by {type(layer).__name__}, not by an "
