@@ -293,6 +293,8 @@ def alpha_dropout(
 ):
     """Alpha dropout of a CPU tensor (torch.nn.functional.alpha_dropout's definition),
     by cdropout's kernel. Arguments as for dropout(); evaluation is the identity.
+    `training` defaults to True, as for dropout() and cdropout.alpha_dropout, where
+    torch.nn.functional.alpha_dropout's defaults to False.
     ``noise_shape=(None, None, 1, 1)`` gives PyTorch's feature_alpha_dropout."""
     check_input(input)
     p = probability(p)
