@@ -353,6 +353,37 @@ def _mlp(dropout):
     )
 
 
+def _opcheck_cases():
+    key = _ops.key_tensor(2**64 - 5)  # a key above 2**63: a negative int64
+    ops = torch.ops.cdropout
+    x = torch.randn(4, 5, requires_grad=True)
+    wide = torch.randn(4, 5, dtype=torch.float64).t().requires_grad_()  # a leaf view
+    short = torch.randn(4, 5, 3).bfloat16()
+    return {
+        "dropout": (ops.dropout.default, (x, key, 0.3, "inverted", 0, 1, [])),
+        "dropout-float64-transposed-offset-2-threads": (
+            ops.dropout.default,
+            (wide, key, 0.3, "classic", 7, 2, []),
+        ),
+        "dropout-bfloat16-noise-shape": (
+            ops.dropout.default,
+            (short, key, 0.3, "classic", 0, 1, [4, 5, 1]),
+        ),
+        "dropout_": (ops.dropout_.default, (x.detach(), key, 0.3, "classic", 0, 1, [])),
+        "alpha_dropout": (ops.alpha_dropout.default, (x, key, 0.3, 0, 1, [])),
+        "call_key": (ops.call_key.default, (torch.tensor(3), -99)),
+    }
+
+
+@pytest.mark.parametrize("case", list(_opcheck_cases()))
+def test_the_operators_pass_pytorchs_opcheck(case):
+    # PyTorch's own test of a custom operator: its schema (what it mutates), autograd
+    # registration, fake implementation, and AOT dispatch with dynamic shapes
+    op, args = _opcheck_cases()[case]
+    results = torch.library.opcheck(op, args)
+    assert set(results.values()) == {"SUCCESS"}, results
+
+
 def test_compile_fullgraph_gives_the_eager_bytes_and_export_keeps_the_op():
     eager, compiled = _mlp(ct.Dropout(0.5, seed=7)), _mlp(ct.Dropout(0.5, seed=7))
     for model in (eager, compiled):
