@@ -2,6 +2,7 @@
 and torch.export, reproducibility, the modules' state, model conversion, bad input.
 Skipped where torch is not installed (.ci/run installs the torch extra)."""
 
+import contextlib
 import multiprocessing
 import warnings
 
@@ -15,6 +16,7 @@ import cdropout  # noqa: E402
 import cdropout.torch as ct  # noqa: E402
 from cdropout import reference  # noqa: E402
 from cdropout.torch import _ops  # noqa: E402
+from cdropout.torch import functional as fn  # noqa: E402
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 
@@ -95,6 +97,120 @@ def test_tensors_whose_memory_is_not_their_values_are_refused_not_read():
         for inplace in (False, True):
             with pytest.raises(RuntimeError, match="ZeroTensor|negative bit"):
                 ct.dropout(x, 0.5, seed=1, inplace=inplace)
+
+
+def _full_path_only(monkeypatch):
+    monkeypatch.setattr(fn, "common_call", lambda *args: NotImplemented)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+@pytest.mark.parametrize("seed", [7, 2**64 - 1, None])
+@pytest.mark.parametrize("p", [0.3, 1 - 2**-34])  # (the second: the kernel declines)
+def test_the_common_call_gives_the_full_paths_bytes_key_and_version(
+    dtype, inplace, mode, seed, p, monkeypatch
+):
+    # functional.common_call runs the common eager call in one Python call: the
+    # same bytes, the same draw from PyTorch's generator, the same version bump
+    values = torch.randn(3 * cdropout._kernel.BLOCK + 5, dtype=torch.float64).to(dtype)
+    results = []
+    for path in ("common", "full"):
+        if path == "full":
+            _full_path_only(monkeypatch)
+        x = values.clone()
+        version = x._version
+        torch.manual_seed(11)
+        taken = fn.common_call(x.clone(), p, True, inplace, mode, seed, None, 0,
+                               None, None)  # fmt: skip
+        assert (taken is NotImplemented) == (path == "full")
+        torch.manual_seed(11)
+        y = ct.dropout(x, p, inplace=inplace, mode=mode, seed=seed)
+        assert (y is x) == inplace and y.is_contiguous()
+        results.append((_bits(y), torch.randint(2**62, ()), x._version - version))
+    (common, common_next, common_bump), (full, full_next, full_bump) = results
+    assert np.array_equal(common, full)
+    assert common_next == full_next and common_bump == full_bump == int(inplace)
+
+
+def _declined_calls():
+    x = torch.randn(6, 4)
+    grad = torch.randn(6, 4, requires_grad=True)
+    calls = {  # name: (tensor, keyword arguments, context)
+        "requires grad": (grad, {}, contextlib.nullcontext),
+        "dual tensor level": (x, {}, torch.autograd.forward_ad.dual_level),
+        "dispatch mode": (x, {}, _PassThroughMode),
+        "in place on an inference tensor": (
+            _inference_tensor(),
+            {"inplace": True},
+            contextlib.nullcontext,
+        ),
+        "transposed": (x.t(), {}, contextlib.nullcontext),
+        "negative view": (x._neg_view(), {}, contextlib.nullcontext),
+        "parameter": (torch.nn.Parameter(x, False), {}, contextlib.nullcontext),
+        "empty": (torch.ones(0), {}, contextlib.nullcontext),
+        "int64": (torch.ones(3, dtype=torch.int64), {}, contextlib.nullcontext),
+        "meta": (torch.ones(3, device="meta"), {}, contextlib.nullcontext),
+        "sparse": (x.to_sparse(), {}, contextlib.nullcontext),
+        "ndarray": (np.ones(3, np.float32), {}, contextlib.nullcontext),
+    }
+    arguments = {
+        "p": [0, 1.0, 0.0, np.float64(0.5), torch.tensor(0.5), "0.5", float("nan")],
+        "training": [False, 1, np.bool_(True)],
+        "inplace": [1, "yes", np.bool_(True)],
+        "mode": ["bogus", np.array(["inverted"]), None],
+        "seed": [-1, 2**64, np.uint64(3), 3.0, [1, 2]],
+        "offset": [1, -1, 0.0],
+        "n_threads": [1, 0],
+        "noise_shape": [(None, 1), ()],
+        "generator": [torch.Generator()],
+    }
+    for name, values in arguments.items():
+        for value in values:
+            shown = type(value).__name__ if name == "generator" else repr(value)
+            calls[f"{name}={shown}"] = (x, {name: value}, contextlib.nullcontext)
+    return calls
+
+
+class _PassThroughMode(torch.utils._python_dispatch.TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def _inference_tensor():
+    with torch.inference_mode():
+        return torch.randn(6, 4)
+
+
+@pytest.mark.parametrize("name", list(_declined_calls()))
+def test_the_common_call_declines_every_other_call_and_touches_nothing(name):
+    # what it does not check goes to the full path, which checks it (nothing raises)
+    tensor, kwargs, context = _declined_calls()[name]
+    call = {"p": 0.5, "training": True, "inplace": False, "mode": "inverted",
+            "seed": None, "generator": None, "offset": 0, "n_threads": None,
+            "noise_shape": None, **kwargs}  # fmt: skip
+    if isinstance(tensor, np.ndarray):
+        before, same = tensor.copy(), np.array_equal
+    else:  # (meta and sparse tensors have no values to compare)
+        dense = tensor.is_cpu and tensor.layout == torch.strided
+        before, same = tensor.clone(), torch.equal if dense else lambda a, b: True
+    state = torch.get_rng_state()
+    with context():
+        assert fn.common_call(tensor, *call.values()) is NotImplemented
+    assert torch.equal(torch.get_rng_state(), state)
+    assert same(tensor, before)
+
+
+def test_the_common_call_declines_under_torch_func_transforms():
+    x = torch.randn(3, 4)
+
+    def declined(t):
+        assert fn.common_call(t, 0.5, True, False, "inverted", 1, None, 0, None,
+                              None) is NotImplemented  # fmt: skip
+        return ct.dropout(t, 0.5, seed=1)
+
+    torch.func.vmap(declined)(x)
+    torch.func.grad(lambda t: declined(t).sum())(x)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
