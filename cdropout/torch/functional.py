@@ -242,8 +242,8 @@ def common_call(input, p, training, inplace, mode, seed, generator, offset, n_th
         or generator is not None
         or not (seed is None or (type(seed) is int and 0 <= seed < 2**64))
         or type(input) is not torch.Tensor
-        or torch.compiler.is_compiling()  # first of the state: dynamo reads no more
-        or (input.requires_grad and torch.is_grad_enabled())
+        or (input.requires_grad and torch.is_grad_enabled())  # (in training, early)
+        or torch.compiler.is_compiling()  # before the rest, which dynamo cannot read
         or forward_ad._current_level >= 0
         or torch._C._are_functorch_transforms_active()
         or torch._C._len_torch_dispatch_stack()
