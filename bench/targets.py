@@ -1,4 +1,4 @@
-"""Issue 12's targets, restated against the floor, checked on the grid's records.
+"""The project's speed targets, stated against the floor, checked on the grid's records.
 
 Each target: which cells (contender, layouts, dtypes, sizes), the most its ratio to the
 floor may be, and the range measured. The floor is np.multiply(x, s) written where the
@@ -48,7 +48,7 @@ def check(records):
 
 
 def print_targets(records):
-    print("\ntargets against the floor (issue 12): ratio measured, lowest-highest")
+    print("\ntargets against the floor: ratio measured, lowest-highest")
     for what, limit, low, high, cells in check(records):
         verdict = "met" if high <= limit else "NOT met"
         print(f"  {what:<52} <= {limit:.1f}x: {low:.2f}-{high:.2f}x over {cells} "

@@ -100,7 +100,7 @@ static inline __attribute__((always_inline)) void cdr_seed_words(uint32_t w[4][C
  *   farther: 1 KB ahead 1.18-1.38x, 4 KB 0.89-1.05x (far: 1.03-1.89x); 16 threads at
  *   1e8 0.83x float32 and 0.97x float64 of an OpenMP parallel floor (far: 1.44x, 1.91x).
  * So: 4 KB ahead into L2 on Intel (and elsewhere); non-temporal stores were 1.5-4x worse
- * (issue 12). AMD keeps the far prefetch, as measured there; not measured on AMD since.
+ * (bench/floor.py). AMD keeps the far prefetch, as measured there; not measured on AMD since.
  */
 static int cdr_prefetch_far = 0;
 static int64_t cdr_prefetch_near = 4096; /* bytes ahead, prefetcht1 (settable for A/B) */

@@ -1,4 +1,4 @@
-"""The build fails loudly without OpenMP, and says how to build serially (issue 13)."""
+"""The build fails loudly without OpenMP, and says how to build serially."""
 
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""The defects an adversarial sweep found from outside (issue 11), one test each: every
+"""The defects an adversarial sweep found from outside, one test each: every
 test here failed on cdropout 0.1.0."""
 
 import subprocess

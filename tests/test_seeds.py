@@ -1,4 +1,4 @@
-"""Seeds as NumPy users hold them (issue 11): what numpy.random.default_rng accepts, the
+"""Seeds as NumPy users hold them: what numpy.random.default_rng accepts, the
 legacy RandomState and the numpy.random module, and draw_seed()."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""An adversarial sweep over every public function (issue 11), with hypothesis's NumPy
+"""An adversarial sweep over every public function, with hypothesis's NumPy
 strategies so that a failure shrinks to its smallest case: any input gives the
 reference's bytes or the reference's exception, a TypeError or ValueError raised before
 anything is written or drawn."""
