@@ -456,6 +456,28 @@ def test_a_drawn_key_is_the_generators_next_two_32_bit_words():
             assert np.array_equal(_bits(call(x, 0.5)), expected)
 
 
+def test_keys_are_drawn_in_and_out_of_inference_mode_and_per_thread():
+    # eager keys are drawn into a buffer of each thread's (functional._drawn_words):
+    # made in inference mode first, it must still take draws outside it, and threads
+    # drawing at once must never read each other's words
+    import concurrent.futures
+
+    def keys(count):
+        with torch.inference_mode():
+            first = fn.draw_key(None, None, True)
+        return [first] + [fn.draw_key(None, None, True) for _ in range(count)]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        drawn = [k for ks in pool.map(keys, [300] * 8) for k in ks]
+    assert len(set(drawn)) == len(drawn) == 8 * 301
+    torch.manual_seed(3)
+    expected = torch.randint(0, 2**32, (2,), dtype=torch.int64).tolist()
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        key = fn.draw_key(None, None, True)
+    assert key == ((expected[0] - 2**31) * 2**32 + expected[1]) % 2**64
+
+
 def _mlp(dropout):
     torch.manual_seed(0)
     return torch.nn.Sequential(
