@@ -544,6 +544,44 @@ def test_compile_fullgraph_gives_the_eager_bytes_and_export_keeps_the_op():
     assert "torch.ops.cdropout.call_key.default" in code
 
 
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: ct.Dropout(0.3),
+        lambda: ct.Dropout2d(0.3, mode="classic"),
+        lambda: ct.AlphaDropout(0.2),
+        lambda: ct.Dropout(0.3, seed=3),
+        lambda: ct.Dropout(0.3, noise_shape=(None, None, 1, 1)),
+    ],
+    ids=["Dropout", "Dropout2d", "AlphaDropout", "seeded", "noise_shape"],
+)
+@pytest.mark.parametrize("train", [False, True])
+def test_export_with_a_dynamic_batch_saves_loads_and_gives_the_eager_bytes(
+    layer, train
+):
+    # no guard on a symbolic size: the offset's check and the noise shapes leave
+    # them alone (torch.export refuses a guard on a dimension declared dynamic)
+    import io
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), layer()).train(train)
+
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(
+        model(), (torch.randn(4, 3, 8, 8),), dynamic_shapes=({0: batch},)
+    )
+    saved = io.BytesIO()
+    torch.export.save(program, saved)
+    saved.seek(0)
+    loaded = torch.export.load(saved).module()
+    x, eager = torch.randn(7, 3, 8, 8), model()
+    torch.manual_seed(5)  # (the key of seed=None: the same draw, eager and exported)
+    expected = eager(x)
+    torch.manual_seed(5)
+    assert torch.equal(loaded(x), expected)
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace's
 @pytest.mark.parametrize(
     "layer",

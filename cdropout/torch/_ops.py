@@ -57,7 +57,12 @@ def empty_like(input):
 
 
 def _noise(noise_shape):
-    return None if not noise_shape else tuple(noise_shape)
+    """The operators' noise shape as the NumPy API takes it: None for [] (the input's
+    shape), None on an axis for -1 (the input's size there: see
+    functional.noise_list)."""
+    if not noise_shape:
+        return None
+    return tuple(None if dim == -1 else dim for dim in noise_shape)
 
 
 # n_threads as the operators take it: a count, or this for PyTorch's intra-op thread

@@ -57,10 +57,31 @@ def threads(n_threads):
 
 
 def noise_list(noise_shape, input):
-    """noise_shape resolved against the input's shape, as the operators take it."""
+    """noise_shape resolved against the input's shape, as the operators take it ([]:
+    the input's shape; -1 on an axis: the input's size there, read when the operator
+    runs).
+
+    A symbolic size (torch.compile with dynamic shapes, torch.export) is not compared
+    with anything, since each comparison would put a guard on it (and torch.export
+    refuses guards on a dimension declared dynamic): its axis is checked as if its
+    size were what the noise asks for there, and None on it becomes -1; an int on it
+    is checked when the operator runs, by the NumPy API."""
     if noise_shape is None:  # the common call reads no shape (each read costs a call)
         return []
-    return list(_params.noise_shape(noise_shape, tuple(input.shape)))
+    shape = tuple(input.shape)
+    symbolic = [type(size) is not int for size in shape]
+    if not any(symbolic):
+        return list(_params.noise_shape(noise_shape, shape))
+    asked = list(_params.noise_spec(noise_shape)) + [None] * len(shape)
+    stand_ins = [
+        (1 if asked[axis] is None else asked[axis]) if symbolic[axis] else size
+        for axis, size in enumerate(shape)
+    ]
+    resolved = _params.noise_shape(noise_shape, stand_ins)
+    return [
+        -1 if symbolic[axis] and asked[axis] is None else dim
+        for axis, dim in enumerate(resolved)
+    ]
 
 
 _THREAD = threading.local()  # the buffer of _drawn_words, one per thread
@@ -152,6 +173,14 @@ def is_traced(count):
     torch.jit.is_tracing() would cost two more Python calls on every call, and
     torch._C._is_tracing() breaks torch.compile's graph."""
     return isinstance(count, torch.Tensor)
+
+
+def known_size(count):
+    """The element count for the offset's check (offset + count <= 2**63): 0 for a
+    symbolic count (torch.compile with dynamic shapes, torch.export), on which the
+    check would put a guard that torch.export refuses for a dimension without a
+    bound; the operator checks the whole at run time (the NumPy API's check)."""
+    return count if type(count) is int else 0
 
 
 def refuse_traced_training():
@@ -364,7 +393,7 @@ def dropout(
         if training:
             refuse_traced_training()
         return evaluation(input, p, inplace, mode)
-    offset = _params.offset(offset, count)
+    offset = _params.offset(offset, known_size(count))
     noise = noise_list(noise_shape, input)
     n_threads = threads(n_threads)
     check_inplace(input, inplace)
@@ -402,7 +431,7 @@ def alpha_dropout(
         if training:
             refuse_traced_training()
         return input
-    offset = _params.offset(offset, count)
+    offset = _params.offset(offset, known_size(count))
     noise = noise_list(noise_shape, input)
     n_threads = threads(n_threads)
     check_inplace(input, inplace)

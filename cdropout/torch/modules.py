@@ -116,8 +116,9 @@ class Dropout(torch.nn.Module):
         else:
             seed = self.seed - 2**64 if self.seed >= 2**63 else self.seed
             key = _ops.call_key_op(self.calls, seed)
-        with torch.no_grad():
-            self.calls.add_(1)
+        # (an int64 buffer records nothing for autograd: no torch.no_grad(), whose
+        # region torch.export.load refuses in a training-mode program, torch 2.13)
+        self.calls.add_(1)
         return key
 
     def forward(self, input):
@@ -157,11 +158,13 @@ class Dropout(torch.nn.Module):
         return p, noise
 
 
-def _channels(shape, batched):
+def _channels(rank, batched):
     """The noise shape that drops whole channels: one decision per (N, C), or per C for
     an input without a batch axis (PyTorch's feature dropout)."""
     kept = 2 if batched else 1
-    return tuple(shape[:kept]) + (1,) * (len(shape) - kept)
+    # None: the input's size there, so that no size is read (a symbolic one under
+    # torch.compile or torch.export would be compared, and guarded)
+    return (None,) * kept + (1,) * (rank - kept)
 
 
 class Dropout1d(Dropout):
@@ -173,7 +176,7 @@ class Dropout1d(Dropout):
                 f"dropout1d: Expected 2D or 3D input, but received a {input.dim()}D "
                 "input (input must be (N, C, L) or (C, L))"
             )
-        return _channels(input.shape, input.dim() == 3)
+        return _channels(input.dim(), input.dim() == 3)
 
 
 class Dropout2d(Dropout):
@@ -197,7 +200,7 @@ class Dropout2d(Dropout):
                 UserWarning,
                 stacklevel=3,
             )
-        return _channels(input.shape, True)
+        return _channels(input.dim(), True)
 
 
 class Dropout3d(Dropout):
@@ -212,7 +215,7 @@ class Dropout3d(Dropout):
                 UserWarning,
                 stacklevel=3,
             )
-        return _channels(input.shape, input.dim() == 5)
+        return _channels(input.dim(), input.dim() == 5)
 
 
 class AlphaDropout(Dropout):
