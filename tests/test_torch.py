@@ -688,6 +688,22 @@ def test_a_seeded_module_with_a_bad_attribute_refuses_before_taking_a_call(
     assert int(layer.calls) == 0 and torch.equal(x, torch.ones(8))
 
 
+def test_a_seeded_module_called_from_threads_gives_each_call_its_own_number():
+    # the NumPy layer's rule: 8 threads calling one module take 2,400 distinct
+    # call numbers, so 2,400 different streams (without the lock some were shared)
+    import concurrent.futures
+
+    layer, x = ct.Dropout(0.5, seed=3), torch.ones(4096)
+
+    def masks(_):
+        return [tuple(torch.nonzero(layer(x)).flatten().tolist()) for _ in range(300)]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        drawn = [mask for ms in pool.map(masks, range(8)) for mask in ms]
+    assert int(layer.calls) == 2400
+    assert len(set(drawn)) == 2400  # 4,096 elements: two streams never share a mask
+
+
 @pytest.mark.parametrize("reentrant", [False, True])
 def test_activation_checkpointing_recomputes_the_forwards_masks(reentrant):
     # torch.utils.checkpoint runs the forward again in backward, with PyTorch's

@@ -1,6 +1,7 @@
 """Drop-ins for torch.nn.Dropout, Dropout1d, Dropout2d, Dropout3d and AlphaDropout,
 by cdropout's kernel, with both conventions and reproducible per-call streams."""
 
+import threading
 import warnings
 
 import torch
@@ -20,6 +21,12 @@ from cdropout.torch.functional import (
     refuse_traced_training,
     threads,
 )
+
+# Taken while an eager call of a seeded module reads and advances its call number, as
+# the NumPy layer does: modules called from several threads at once drew the same
+# number, so the same mask, for some calls. One lock for all modules: a lock in a
+# module would have to be kept out of its pickles and deep copies.
+_CALL_NUMBERS = threading.Lock()
 
 
 class Dropout(torch.nn.Module):
@@ -112,10 +119,12 @@ class Dropout(torch.nn.Module):
                     "code (keys then come from PyTorch's generator, which checkpoint "
                     "restores)"
                 )
-            key = _kernel.call_seed(self.seed, int(self.calls))
-        else:
-            seed = self.seed - 2**64 if self.seed >= 2**63 else self.seed
-            key = _ops.call_key_op(self.calls, seed)
+            with _CALL_NUMBERS:  # read and advanced as one: threads never share one
+                number = int(self.calls)
+                self.calls.add_(1)
+            return _kernel.call_seed(self.seed, number)
+        seed = self.seed - 2**64 if self.seed >= 2**63 else self.seed
+        key = _ops.call_key_op(self.calls, seed)
         # (an int64 buffer records nothing for autograd: no torch.no_grad(), whose
         # region torch.export.load refuses in a training-mode program, torch 2.13)
         self.calls.add_(1)
