@@ -89,10 +89,23 @@ _THREAD = threading.local()  # the buffer of _drawn_words, one per thread
 
 def _drawn_words(generator):
     """Two 32-bit words from `generator`, as torch.randint(0, 2**32, (2,)) draws them,
-    written into a buffer of this thread's: one operator call instead of randint's
-    two and an allocation, 8-11 us instead of 15-21 when the caches are cold (2-core
-    Intel Xeon, torch 2.13). The buffer is made outside inference mode, so that it
-    can be written both in and out of it."""
+    for an eager call. Written into a buffer of this thread's: one operator call
+    instead of randint's two and an allocation, 8-11 us instead of 15-21 when the
+    caches are cold (2-core Intel Xeon, torch 2.13). The buffer is made outside
+    inference mode, so that it can be written both in and out of it. Under a
+    torch.func transform, randint itself (vmap batches the draw)."""
+    if torch._C._are_functorch_transforms_active():
+        drawn = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator)
+        try:
+            return drawn.tolist()
+        except RuntimeError:
+            if torch._C._functorch.is_batchedtensor(drawn):
+                raise NotImplementedError(
+                    'cdropout.torch under torch.func.vmap(randomness="different") with '
+                    "seed=None: one key per slice is not supported; pass a seed, or "
+                    'use randomness="same" (one key, the same mask for every slice)'
+                ) from None
+            raise
     words = getattr(_THREAD, "words", None)
     if words is None:
         with torch.inference_mode(False):
@@ -118,23 +131,11 @@ def draw_key(seed, generator, eager):
         raise ValueError(f"generator must be a CPU generator, got {generator.device}")
     # two 32-bit draws in one operator call (a call costs microseconds), composed
     # without int64 overflow: (high - 2**31) * 2**32 + low spans int64
-    if eager and not torch._C._are_functorch_transforms_active():
-        high, low = _drawn_words(generator)
-        return ((high - 2**31) * 2**32 + low) & (2**64 - 1)
-    drawn = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator)
-    if eager:  # under a torch.func transform (vmap batches the draw)
-        try:
-            high, low = drawn.tolist()
-        except RuntimeError:
-            if torch._C._functorch.is_batchedtensor(drawn):
-                raise NotImplementedError(
-                    'cdropout.torch under torch.func.vmap(randomness="different") with '
-                    "seed=None: one key per slice is not supported; pass a seed, or "
-                    'use randomness="same" (one key, the same mask for every slice)'
-                ) from None
-            raise
-        return ((high - 2**31) * 2**32 + low) & (2**64 - 1)
-    return (drawn[0] - 2**31) * 2**32 + drawn[1]
+    if not eager:  # a tensor of the bits, which a tracer records
+        drawn = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator)
+        return (drawn[0] - 2**31) * 2**32 + drawn[1]
+    high, low = _drawn_words(generator)
+    return ((high - 2**31) * 2**32 + low) & (2**64 - 1)
 
 
 def check_inplace(input, inplace):
