@@ -47,11 +47,14 @@ static inline __attribute__((always_inline)) void P_(cdr_next_)(P_(cdr_state_) *
         out[v] = ((sum << 7) | (sum >> 25)) + a;
         /* xoshiro128's update (c ^= a; d ^= b; b ^= c; a ^= d; c ^= b << 9;
          * d = rotl(d, 11)) as three-input XORs, which AVX-512 does in one instruction
-         * each (vpternlogd): two instructions fewer per step. */
-        const u32v db = d ^ b;
-        st->s0[v] = a ^ db;
+         * each (vpternlogd): two instructions fewer per step. Each old word is last read
+         * where the word that replaces it is made (b << 9 is taken first), so that gcc
+         * lets vpternlogd overwrite its first operand rather than copy it: four register
+         * moves fewer per step of the pair loop. */
+        const u32v b9 = b << 9, db = d ^ b;
         st->s1[v] = b ^ c ^ a;
-        st->s2[v] = c ^ a ^ (b << 9);
+        st->s2[v] = c ^ a ^ b9;
+        st->s0[v] = a ^ db;
         st->s3[v] = (db << 11) | (db >> 21);
     }
 }
@@ -143,6 +146,46 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
                 (P_(cdr_u64v_))__builtin_convertvector(half[h], P_(cdr_i64v_));            \
     } while (0)
 
+#if CDR_VW == 16
+/*
+ * AVX-512, in place: the compare writes a mask register and a zero-masked multiply applies
+ * it, one instruction where the AND takes two (the mask made a vector, then the AND), and
+ * float64 needs no widened masks. With the update above (no register moves) the pair loop
+ * runs 11 vector operations per 16 elements instead of 15. In place, 1e5 elements, one
+ * thread, Intel Xeon 2-core VM (family 6 model 167): 0.117-0.135 -> 0.107 ns per element
+ * float32, 0.207 -> 0.157 float64 (each of the two changes alone: no gain for float32).
+ * Out of place it ran slower than the AND there (float64 out= at 1e5 into NumPy's 16-byte
+ * aligned arrays, whose vectors straddle cache lines: 0.22 -> 0.37), so only in-place
+ * calls take it. The empty asm keeps gcc from folding the source's load into the masked
+ * multiply, which would make it a masked load (one ran 2.4x slower out of place on this
+ * project's AMD machine). A kept lane gets the same multiply: the same bytes.
+ */
+#define CDR_IN_REGISTER(x) __asm__("" : "+v"(x))
+#define CDR_SELECT_F32_MASKED(d, s, scale, u, t)                                           \
+    do {                                                                                   \
+        __m512 x = _mm512_loadu_ps(s);                                                     \
+        CDR_IN_REGISTER(x);                                                                \
+        _mm512_storeu_ps((d), _mm512_maskz_mul_ps(                                         \
+                                  _mm512_cmpge_epu32_mask((__m512i)(u), (__m512i)(t)), x,  \
+                                  _mm512_set1_ps(scale)));                                 \
+    } while (0)
+#define CDR_SELECT_F64_MASKED(d, s, scale, u, t)                                           \
+    do {                                                                                   \
+        const __mmask16 keep = _mm512_cmpge_epu32_mask((__m512i)(u), (__m512i)(t));        \
+        for (int h = 0; h < 2; h++) {                                                      \
+            __m512d x = _mm512_loadu_pd((s) + 8 * h);                                      \
+            CDR_IN_REGISTER(x);                                                            \
+            _mm512_storeu_pd((d) + 8 * h, _mm512_maskz_mul_pd((__mmask8)(keep >> 8 * h), x, \
+                                                              _mm512_set1_pd(scale)));     \
+        }                                                                                  \
+    } while (0)
+#define CDR_MASKED_IN_PLACE 1
+#else
+#define CDR_SELECT_F32_MASKED CDR_SELECT_F32
+#define CDR_SELECT_F64_MASKED CDR_SELECT_F64
+#define CDR_MASKED_IN_PLACE 0
+#endif
+
 /*
  * The dropout of one block's elements [first, first + n), for one float type.
  * Each step asks for the source ahead of the loop, as cdr_prefetch_far chooses (see
@@ -189,7 +232,17 @@ CDR_DEFINE_DROP(cdr_drop_f64_, double, uint64_t, CDR_SELECT_F64)
  * it on cache-resident calls only. The bytes are those of two separate blocks: each
  * block's stream is a function of (key, block) alone. src[0] is block's first element.
  */
-#define CDR_DEFINE_PAIR(NAME, FLOAT, SELECT)                                               \
+#define CDR_PAIR_LOOP(SELECT)                                                              \
+    for (int64_t i = 0; i < CDR_BLOCK; i += CDR_LANES) {                                   \
+        P_(cdr_next_)(&first, u);                                                          \
+        P_(cdr_next_)(&second, w);                                                         \
+        for (int v = 0; v < NV; v++) {                                                     \
+            const int64_t at = i + v * CDR_VW;                                             \
+            SELECT(dst + at, src + at, scale, u[v], t);                                    \
+            SELECT(dst + CDR_BLOCK + at, src + CDR_BLOCK + at, scale, w[v], t);            \
+        }                                                                                  \
+    }
+#define CDR_DEFINE_PAIR(NAME, FLOAT, SELECT, SELECT_MASKED)                                \
     static void P_(NAME)(const FLOAT *src, FLOAT *dst, uint64_t key, uint64_t block,       \
                          uint32_t threshold, FLOAT scale)                                  \
     {                                                                                      \
@@ -198,22 +251,22 @@ CDR_DEFINE_DROP(cdr_drop_f64_, double, uint64_t, CDR_SELECT_F64)
         const u32v t = (u32v){0} + threshold;                                              \
         P_(cdr_seed_)(&first, key, block);                                                 \
         P_(cdr_seed_)(&second, key, block + 1);                                            \
-        for (int64_t i = 0; i < CDR_BLOCK; i += CDR_LANES) {                               \
-            P_(cdr_next_)(&first, u);                                                      \
-            P_(cdr_next_)(&second, w);                                                     \
-            for (int v = 0; v < NV; v++) {                                                 \
-                const int64_t at = i + v * CDR_VW;                                         \
-                SELECT(dst + at, src + at, scale, u[v], t);                                \
-                SELECT(dst + CDR_BLOCK + at, src + CDR_BLOCK + at, scale, w[v], t);        \
-            }                                                                              \
-        }                                                                                  \
+        if (CDR_MASKED_IN_PLACE && src == dst)                                             \
+            CDR_PAIR_LOOP(SELECT_MASKED)                                                   \
+        else                                                                               \
+            CDR_PAIR_LOOP(SELECT)                                                          \
     }
 
-CDR_DEFINE_PAIR(cdr_drop2_f32_, float, CDR_SELECT_F32)
-CDR_DEFINE_PAIR(cdr_drop2_f64_, double, CDR_SELECT_F64)
+CDR_DEFINE_PAIR(cdr_drop2_f32_, float, CDR_SELECT_F32, CDR_SELECT_F32_MASKED)
+CDR_DEFINE_PAIR(cdr_drop2_f64_, double, CDR_SELECT_F64, CDR_SELECT_F64_MASKED)
 
 #undef CDR_DEFINE_DROP
 #undef CDR_DEFINE_PAIR
+#undef CDR_PAIR_LOOP
+#undef CDR_SELECT_F32_MASKED
+#undef CDR_SELECT_F64_MASKED
+#undef CDR_MASKED_IN_PLACE
+#undef CDR_IN_REGISTER
 #undef CDR_SELECT_F32
 #undef CDR_SELECT_F64
 #undef CDR_DROP_ONE

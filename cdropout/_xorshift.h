@@ -38,6 +38,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h> /* the AVX-512 path's masked multiply (_lanes.h) */
+#endif
 
 #define CDR_BLOCK 4096
 #define CDR_LANES 16
