@@ -4,8 +4,9 @@
     python bench/run.py --quick    # float32, p = 0.5, 1e3 to 1e6 (about a minute)
 
 Phases, each with its progress bar: the grid of cdropout against the floor, the NumPy
-recipe, the reference and the installed peers (bench/grid.py); broadcast, alpha and
-Gaussian dropout (bench/variants.py); thread scaling (bench/scaling.py). Writes
+recipe, the reference and the installed peers, then the in-cache cells back to back
+(bench/grid.py); broadcast, alpha and Gaussian dropout (bench/variants.py); thread
+scaling (bench/scaling.py). Writes
 results.json (with the CPU, the commit and the date), broadcast.json, variants.json,
 threads.json and bench.png (bench/plot.py), and prints the tables. Also in bench/:
 floor.py (the prefetch choice against a parallel floor), torch_ops.py and
@@ -88,6 +89,9 @@ def main(argv=None):
     records = grid.run_grid(grid.QUICK if args.quick else grid.FULL, progress)
     records += grid.run_sixteen_bit(
         grid.SIXTEEN_BIT_QUICK if args.quick else grid.SIXTEEN_BIT, progress
+    )
+    records += grid.run_in_cache(
+        grid.IN_CACHE_QUICK if args.quick else grid.IN_CACHE, progress
     )
     broadcast = variants.run_broadcast(progress)
     variant_row = variants.run_variants()

@@ -3,12 +3,16 @@
 Each target: which cells (contender, layouts, dtypes, sizes), the most its ratio to the
 floor may be, and the range measured. The floor is np.multiply(x, s) written where the
 layout writes: into x, into the preallocated out=, into a new array; for float16 and
-bfloat16 it is a float32 round trip. Every ratio is a minimum of interleaved repeats.
+bfloat16 it is a float32 round trip. Every ratio is a minimum of interleaved repeats,
+but in cache, where each contender's calls run back to back (grid.run_in_cache). A
+target without a limit is reported only: in cache the AVX2 path is bound by the
+generator's instruction count (README, "Speed").
 The target the grid does not measure (all threads against the parallel floor:
 bench/floor.py) is named with where to look.
 """
 
 BIG = (10**6, 10**7, 10**8)
+IN_CACHE = "in place, back to back"  # grid.run_in_cache's layout
 FLOATS = ("float32", "float64")
 SIXTEEN_BIT = ("float16", "bfloat16")
 TARGETS = [  # (what, contender, layouts, dtypes, sizes, at most)
@@ -17,7 +21,9 @@ TARGETS = [  # (what, contender, layouts, dtypes, sizes, at most)
     ("1 thread, in place and out=, 1e6-1e8, AVX2 path", "cdropout avx2",
      ("in place", "out="), FLOATS, BIG, 1.1),
     ("1 thread, in place, in cache (1e4-1e5), best path", "cdropout 1t",
-     ("in place",), FLOATS, (10**4, 10**5), 1.3),
+     (IN_CACHE,), FLOATS, (10**4, 10**5), 1.3),
+    ("the same on the AVX2 path (reported)", "cdropout avx2",
+     (IN_CACHE,), FLOATS, (10**4, 10**5), None),
     ("1 thread, new output, 1e6-1e8, best path", "cdropout 1t",
      ("new output",), FLOATS, BIG, 1.1),
     ("float16 and bfloat16, 1 thread, 1e4-1e7", "cdropout 1t",
@@ -50,6 +56,9 @@ def check(records):
 def print_targets(records):
     print("\ntargets against the floor: ratio measured, lowest-highest")
     for what, limit, low, high, cells in check(records):
+        if limit is None:
+            print(f"  {what:<52}         {low:.2f}-{high:.2f}x over {cells} cells")
+            continue
         verdict = "met" if high <= limit else "NOT met"
         print(f"  {what:<52} <= {limit:.1f}x: {low:.2f}-{high:.2f}x over {cells} "
               f"cells: {verdict}")  # fmt: skip
