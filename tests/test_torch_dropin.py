@@ -192,3 +192,23 @@ def test_the_repr_is_pytorchs_for_its_arguments(ours, theirs):
     assert repr(
         ours(0.3, mode="classic") if ours is not ct.AlphaDropout else ours(0.3)
     ).startswith(type(ours(0.3)).__name__)
+
+
+@pytest.mark.parametrize("function", [ct.dropout, ct.alpha_dropout])
+def test_training_and_inplace_are_positional_as_in_torch_functional(function):
+    # code written for F.dropout(x, self.p, self.training) and F.dropout(x, p, True,
+    # True) runs unchanged against cdropout.torch's functions
+    x = torch.randn(1000)
+    torch.manual_seed(5)
+    by_name = function(x, 0.5, training=True)
+    torch.manual_seed(5)
+    assert torch.equal(function(x, 0.5, True), by_name)
+    assert function(x, 0.5, False) is x  # evaluation: the input itself
+    y = x.clone()
+    torch.manual_seed(5)
+    assert function(y, 0.5, True, True) is y
+    assert torch.equal(y, by_name)
+    with pytest.raises(TypeError, match="inplace"):
+        function(x, 0.5, True, "yes")
+    with pytest.raises(TypeError):  # the options beyond PyTorch's stay keyword-only
+        function(x, 0.5, True, False, 1)

@@ -333,9 +333,9 @@ def common_call(input, p, training, inplace, mode, seed, generator, offset, n_th
 def dropout(
     input,
     p=0.5,
-    *,
     training=True,
     inplace=False,
+    *,
     mode="inverted",
     seed=None,
     generator=None,
@@ -351,10 +351,11 @@ def dropout(
     input : torch.Tensor
         On the CPU, float16, bfloat16, float32 or float64, any shape and strides.
     p, training, inplace
-        As for torch.nn.functional.dropout. ``inplace=True`` writes into `input`
-        (refused, as PyTorch refuses it, for a leaf that requires grad while grad mode
-        is on, an inference tensor outside inference mode and a tensor whose elements
-        share memory).
+        As for torch.nn.functional.dropout, positional as there (``dropout(x, self.p,
+        self.training)``); the rest are keyword-only. ``inplace=True`` writes into
+        `input` (refused, as PyTorch refuses it, for a leaf that requires grad while
+        grad mode is on, an inference tensor outside inference mode and a tensor whose
+        elements share memory).
     mode : {"inverted", "classic"}
         inverted (PyTorch's): kept elements times 1/(1-p) in training, the identity in
         evaluation. classic: training keeps elements as they are, evaluation
@@ -409,9 +410,9 @@ def dropout(
 def alpha_dropout(
     input,
     p=0.5,
-    *,
     training=True,
     inplace=False,
+    *,
     seed=None,
     generator=None,
     offset=0,
