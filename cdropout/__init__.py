@@ -9,6 +9,8 @@ if _util.find_spec("cdropout._kernel") is None:  # pragma: no cover - the messag
         "or install with `pip install .` and import cdropout from another folder."
     )
 
+# first: the kernel's import loads GNU OpenMP, with the short idle spin _spin explains
+from cdropout import _spin  # noqa: F401  # isort: skip
 from cdropout import reference
 from cdropout._config import openmp_enabled, show_config
 from cdropout.functional import (

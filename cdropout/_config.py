@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from cdropout import _kernel
+from cdropout import _kernel, _spin
 
 ISA_CHOICES = ("auto", *_kernel.ISA_LEVELS)
 
@@ -75,6 +75,7 @@ def config() -> dict[str, str]:
         "machine": f"{platform.machine()}, {os.cpu_count()} logical cores",
         "openmp": "on" if omp else "off (serial build; identical results)",
         "default threads": str(_kernel.default_threads()) if omp else "1",
+        "openmp idle spin": _spin.SPIN,
         "isa path": f"{_kernel.isa_path()} (best on this CPU: {_kernel.best_isa()})",
         "cpu": cpu_model(),
         "prefetch": f"{_kernel.prefetch_kind()} (CDROPOUT_PREFETCH: far, near, auto)",
@@ -101,7 +102,7 @@ def cpu_model() -> str:
 
 
 def show_config() -> None:
-    """Print the version, OpenMP status, default thread count and ISA path in use.
+    """Print the version, OpenMP (status, idle spin), default threads and ISA path.
 
     Examples
     --------
