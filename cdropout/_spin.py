@@ -59,7 +59,7 @@ def import_kernel() -> str:
     if user:
         return ", ".join(f"{k}={v}" for k, v in user.items()) + " (the user's)"
     if before is None or after is None:  # not Linux: which runtime loaded is unknown
-        return f"GOMP_SPINCOUNT={SPIN_COUNT} while the kernel loaded (GNU OpenMP)"
+        return f"GOMP_SPINCOUNT={SPIN_COUNT} while the kernel loaded (GNU OpenMP only)"
     if after - before:
         return f"GOMP_SPINCOUNT={SPIN_COUNT} (set by cdropout as libgomp loaded)"
     if after:
