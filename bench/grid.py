@@ -120,12 +120,11 @@ IN_CACHE = {
     "ps": [0.1, 0.5, 0.9],
 }
 IN_CACHE_QUICK = {"dtypes": ["float32"], "sizes": [10**4, 10**5], "ps": [0.5]}
-BACK_TO_BACK = "in place, back to back"
 
 
 def run_in_cache(cells, progress):
     """Records of the floor and cdropout on one thread (every ISA path), in place, each
-    contender's calls back to back, with layout BACK_TO_BACK.
+    contender's calls back to back, with layout _timing.BACK_TO_BACK.
 
     The grid interleaves its contenders, and the recipe, the reference and the peers
     allocate arrays larger than L2 between two floor calls: there the 1e5-element floor
@@ -146,15 +145,12 @@ def run_in_cache(cells, progress):
         found = _timing.contenders(
             x, p, "in place", isa_paths=lower_isa_paths(), recipe=False
         )
-        records += _records(found, dtype, size, p, BACK_TO_BACK, back_to_back=True)
+        records += _records(found, dtype, size, p, _timing.BACK_TO_BACK)
     return records
 
 
-def _records(found, dtype, size, p, layout, back_to_back=False):
-    if back_to_back:
-        times = {c.name: _timing.best_times([c], size)[c.name] for c in found}
-    else:
-        times = _timing.best_times(found, size)
+def _records(found, dtype, size, p, layout):
+    times = _timing.best_times(found, size, back_to_back=layout == _timing.BACK_TO_BACK)
     return [
         {
             "dtype": str(dtype),

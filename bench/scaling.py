@@ -28,10 +28,8 @@ def run_threads(sizes, progress, p=0.5):
             calls[t] = lambda x=x, t=t: cdropout.dropout(
                 x, p, seed=1, out=x, n_threads=t
             )
-        times = {
-            name: _timing.best_times([_timing.Contender(name, call)], size)[name]
-            for name, call in calls.items()
-        }
+        found = [_timing.Contender(name, call) for name, call in calls.items()]
+        times = _timing.best_times(found, size, back_to_back=True)
         rows.append({"size": size, "p": p, **{str(k): v for k, v in times.items()}})
     return rows
 

@@ -64,8 +64,9 @@ def import_kernel() -> str:
         return f"GOMP_SPINCOUNT={SPIN_COUNT} (set by cdropout as libgomp loaded)"
     if after:
         return (
-            "libgomp's own (it was loaded before cdropout: by default its idle threads "
-            "spin for milliseconds; set GOMP_SPINCOUNT=1000 before that import)"
+            "libgomp's own (it was loaded before cdropout: by default its idle "
+            f"threads spin for milliseconds; set GOMP_SPINCOUNT={SPIN_COUNT} before "
+            "that import)"
         )
     return "not GNU OpenMP (GOMP_SPINCOUNT does not apply)"
 

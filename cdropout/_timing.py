@@ -90,6 +90,9 @@ def peers():
 # Where the result goes: into x, into a preallocated array reused call after call, or
 # into a new array each call.
 LAYOUTS = ("in place", "out=", "new output")
+# In place with each contender's calls in a row (best_times(back_to_back=True)), the
+# layout of the benchmark's in-cache cells.
+BACK_TO_BACK = "in place, back to back"
 
 
 def contenders(
@@ -153,12 +156,18 @@ def contenders(
     return found
 
 
-def best_times(found, size):
+def best_times(found, size, back_to_back=False):
     """Seconds per call of each contender on `size` elements, the fastest of several
     timings, interleaved: each timing runs one contender's call several times in a row
     below 10,000 elements (as timeit does), after one untimed call, so that neither
     the timer's own ~50 ns nor one cold start weighs on calls of a few hundred
-    nanoseconds."""
+    nanoseconds.
+
+    back_to_back=True times each contender's timings in a row instead, as a training
+    loop calls a dropout on cache-resident activations: interleaved, the other
+    contenders evict the array from the caches and OpenMP's idle threads go to sleep."""
+    if back_to_back:
+        return {c.name: best_times([c], size)[c.name] for c in found}
     number = max(1, 10**4 // size)
     repeats = int(
         max(3, min(300, 3e7 // size)) // number
