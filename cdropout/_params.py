@@ -126,7 +126,14 @@ EXACT_OVERLAP_MAX = 1 << 22
 
 
 def may_self_overlap(a):
-    """Whether two elements of `a` may share bytes.
+    """Whether two elements of the array `a` may share bytes (see
+    may_self_overlap_layout)."""
+    return may_self_overlap_layout(a.shape, a.strides, a.itemsize)
+
+
+def may_self_overlap_layout(shape, strides, itemsize):
+    """Whether two elements of an array of this shape, byte strides and item size may
+    share bytes.
 
     Quick sufficient test for no overlap: with the axes of more than one element sorted
     by stride size, each stride spans all the bytes that the smaller axes reach. Every
@@ -135,24 +142,27 @@ def may_self_overlap(a):
     EXACT_OVERLAP_MAX elements gets the exact test: its element addresses, sorted, must
     lie at least an item apart.
     """
-    if a.size <= 1:  # NumPy gives empty arrays arbitrary strides
+    size = math.prod(shape)
+    if size <= 1:  # NumPy gives empty arrays arbitrary strides
         return False
-    span = a.itemsize
-    axes = zip(a.strides, a.shape, strict=True)
-    for stride, size in sorted((abs(s), n) for s, n in axes if n > 1):
+    span = itemsize
+    axes = zip(strides, shape, strict=True)
+    for stride, length in sorted((abs(s), n) for s, n in axes if n > 1):
         if stride < span:
-            return a.size > EXACT_OVERLAP_MAX or _overlaps_exactly(a)
-        span += stride * (size - 1)
+            if size > EXACT_OVERLAP_MAX:
+                return True
+            return _overlaps_exactly(shape, strides, itemsize)
+        span += stride * (length - 1)
     return False
 
 
-def _overlaps_exactly(a):
+def _overlaps_exactly(shape, strides, itemsize):
     addresses = np.zeros(1, np.int64)
-    for stride, size in zip(a.strides, a.shape, strict=True):
-        steps = np.arange(size, dtype=np.int64) * stride
+    for stride, length in zip(strides, shape, strict=True):
+        steps = np.arange(length, dtype=np.int64) * stride
         addresses = (addresses[:, None] + steps[None, :]).reshape(-1)
     addresses.sort()
-    return bool(np.any(np.diff(addresses) < a.itemsize))
+    return bool(np.any(np.diff(addresses) < itemsize))
 
 
 def new_output(x):

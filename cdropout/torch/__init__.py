@@ -20,13 +20,21 @@ def _require_the_extra() -> None:
 _require_the_extra()
 
 from cdropout.torch.convert import convert_mode, swap_dropout  # noqa: E402
-from cdropout.torch.functional import alpha_dropout, dropout  # noqa: E402
+from cdropout.torch.functional import (  # noqa: E402
+    alpha_dropout,
+    dropout,
+    dropout1d,
+    dropout2d,
+    dropout3d,
+    feature_alpha_dropout,
+)
 from cdropout.torch.modules import (  # noqa: E402
     AlphaDropout,
     Dropout,
     Dropout1d,
     Dropout2d,
     Dropout3d,
+    FeatureAlphaDropout,
 )
 
 __all__ = [
@@ -35,8 +43,13 @@ __all__ = [
     "Dropout1d",
     "Dropout2d",
     "Dropout3d",
+    "FeatureAlphaDropout",
     "alpha_dropout",
     "convert_mode",
     "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "feature_alpha_dropout",
     "swap_dropout",
 ]

@@ -1,60 +1,28 @@
 """The eager path: the operators' work as torch.autograd.Functions, for calls that no
-tracer sees.
+tracer sees (cdropout.torch._state.eager).
 
-A call through a torch.library custom operator pays PyTorch's Python dispatch: measured
-on a 2-core Intel Xeon (torch 2.13, 1,000 float32 elements, with autograd), 33 us
-against 8 us through an autograd.Function and 4 us for the bare work (PyTorch's own
-F.dropout: 15 us). So calls that nothing traces take these Functions (or, where autograd
-need not see them, the bare work: functional.autograd_sees); torch.compile,
-torch.export, fake tensors and dispatch modes get the registered operators
-(cdropout.torch._ops), which run the same NumPy calls: the bytes are the same.
+A call through a torch.library custom operator pays PyTorch's Python dispatch, several
+times the work at 1,000 elements, so eager calls that autograd must see take these
+Functions, and the others the bare work (cdropout.torch._ops.run_dropout). Traced
+calls take the registered operators, which run the same work: the bytes are the same.
 The key is a Python int on ctx: backward saves no tensor at all.
 
-The Functions are written for torch.func (forward without ctx, setup_context, jvp and a
-vmap rule): torch.func.grad, jvp, vmap, jacrev, jacfwd and hessian take them, and so
-does forward-mode AD with dual tensors. The operators have no forward-mode formula (a
-custom operator's registered autograd covers backward only), so transforms never reach
-them: under torch.func.jvp a custom operator's tangent silently came out zero.
+Each variant is two Functions with one forward and one derivative:
+- Plain, written the old way (forward(ctx, ...)), for calls that only autograd sees:
+  PyTorch applies such a Function without binding its arguments to forward's
+  signature, as it does for every call of a Function with a setup_context
+  (_state.plain_autograd).
+- Transformable, with setup_context, a jvp and a vmap rule, for torch.func's
+  transforms (grad, jvp, vmap, jacrev, jacfwd, hessian) and forward-mode AD with dual
+  tensors. The operators have no forward-mode formula (a custom operator's registered
+  autograd covers backward only), so transforms never reach them.
 """
 
 import numpy as np
 import torch
-from torch._functorch.utils import unwrap_dead_wrappers
 
 from cdropout import _params
-from cdropout.torch import _ops
-
-
-def is_eager(input):
-    """Whether a call on `input` runs outside any tracer or dispatch mode. torch.func's
-    transforms count as eager (the Functions below support them), except functionalize,
-    which has no rule for autograd.Functions and takes the operators."""
-    return (
-        type(input) is torch.Tensor
-        and not torch.compiler.is_compiling()
-        and torch._C._len_torch_dispatch_stack() == 0  # no dispatch mode active
-        and not (
-            torch._C._are_functorch_transforms_active()
-            and torch._C._functorch.is_functionaltensor(input)
-        )
-    )
-
-
-class _Function(torch.autograd.Function):
-    """torch.autograd.Function, less one step of its apply outside torch.func
-    transforms: for a Function with setup_context, PyTorch binds every call's arguments
-    to forward's signature (inspect.signature), to fill in defaults. That took a call at
-    1,000 float32 elements from 6.6 to 26.5 us (2-core Intel Xeon, torch 2.13); the
-    forwards here have no defaults, so the binding changes nothing. The rest of apply
-    is kept: dead functorch wrappers unwrapped, then the C apply; under a transform,
-    PyTorch's apply whole."""
-
-    @classmethod
-    def apply(cls, *args):
-        if torch._C._are_functorch_transforms_active():
-            return super().apply(*args)
-        args = unwrap_dead_wrappers(args)
-        return super(torch.autograd.Function, cls).apply(*args)
+from cdropout.torch import _ops, _state
 
 
 def _batch_first(input, in_dim, noise_shape):
@@ -66,66 +34,99 @@ def _batch_first(input, in_dim, noise_shape):
     return x, [1, *(noise_shape or x.shape[1:])]
 
 
-class Dropout(_Function):
-    """Dropout with its derivatives: backward, jvp (forward-mode AD, torch.func.jvp)
-    and a vmap rule, so that every torch.func transform takes it."""
+def _pair(name, work, derivative):
+    """The plain and transformable Functions of one variant, by family.
 
-    @staticmethod
-    def forward(input, key, p, mode, offset, n_threads, noise_shape):
-        out = _ops.empty_like(input)
-        arguments = (key, p, mode, offset, n_threads, noise_shape)
-        return _ops.run_dropout(input, out, *arguments)
+    work(input, *arguments) is the forward into a new tensor; derivative(family,
+    change, arguments) the derivative applied to a change of the input, computed with
+    the Functions of the same family (so that it is differentiable in turn). The
+    arguments are (key, p, mode, offset, n_threads, noise_shape), the key an int or a
+    key drawn when forward asks for it (resolved). `name` names the
+    Functions (and their grad_fn, name + "Backward").
+    """
 
-    @staticmethod
+    def plain_forward(ctx, input, key, *arguments):
+        output = work(input, key, *arguments)
+        ctx.arguments = (resolved(key), *arguments)
+        return output
+
+    def plain_backward(ctx, grad):
+        return (derivative("plain", grad, ctx.arguments), *(None,) * len(ctx.arguments))
+
+    def forward(input, *arguments):
+        return work(input, *arguments)
+
     def setup_context(ctx, inputs, output):
-        ctx.arguments = inputs[1:]  # key and the rest: no tensor is saved
+        ctx.arguments = (resolved(inputs[1]), *inputs[2:])
 
-    @staticmethod
     def backward(ctx, grad):
-        # dropout is linear in its input: the same mask and scale, regenerated
-        return Dropout.apply(grad, *ctx.arguments), None, None, None, None, None, None
+        change = derivative("transformable", grad, ctx.arguments)
+        return (change, *(None,) * len(ctx.arguments))
 
-    @staticmethod
     def jvp(ctx, tangent, *_):
-        return Dropout.apply(tangent, *ctx.arguments)
+        return derivative("transformable", tangent, ctx.arguments)
 
-    @staticmethod
-    def vmap(info, in_dims, input, key, p, mode, offset, n_threads, noise_shape):
-        x, noise = _batch_first(input, in_dims[0], noise_shape)
-        return Dropout.apply(x, key, p, mode, offset, n_threads, noise), 0
+    def vmap(info, in_dims, input, *arguments):
+        x, noise = _batch_first(input, in_dims[0], arguments[-1])
+        return transformable.apply(x, *arguments[:-1], noise), 0
+
+    def function(suffix, **methods):
+        methods = {key: staticmethod(method) for key, method in methods.items()}
+        return type(name + suffix, (torch.autograd.Function,), methods)
+
+    plain = function("", forward=plain_forward, backward=plain_backward)
+    transformable = function(
+        "Transformable", forward=forward, setup_context=setup_context,
+        backward=backward, jvp=jvp, vmap=vmap,
+    )  # fmt: skip
+    return {"plain": plain, "transformable": transformable}
 
 
-class AlphaDropout(_Function):
-    """Alpha dropout with its derivatives, as Dropout."""
+def resolved(key):
+    """The int key: `key` itself, or the key a later-drawn key draws now (after the
+    output is allocated: see functional._LaterKey)."""
+    return key if type(key) is int else key()
 
-    @staticmethod
-    def forward(input, key, p, offset, n_threads, noise_shape):
-        out = _ops.empty_like(input)
-        return _ops.run_alpha(input, out, key, p, offset, n_threads, noise_shape)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.arguments = inputs[1:]
+def _dropout_work(input, key, p, mode, offset, n_threads, noise_shape):
+    out = _ops.empty_like(input)
+    key = resolved(key)
+    return _ops.run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape)
 
-    @staticmethod
-    def _linear_part(ctx, change):
-        # kept elements are a * x + b, dropped ones a constant: a * change where kept
-        key, p, offset, n_threads, noise_shape = ctx.arguments
-        if p == 1.0:
-            return torch.zeros_like(change)
-        kept = Dropout.apply(change, key, p, "classic", offset, n_threads, noise_shape)
-        a, _, _ = _params.alpha_constants(p, np.float64)
-        return kept * float(a)
 
-    @staticmethod
-    def backward(ctx, grad):
-        return AlphaDropout._linear_part(ctx, grad), None, None, None, None, None
+def _dropout_derivative(family, change, arguments):
+    # dropout is linear in its input: the same mask and scale, regenerated
+    return DROPOUT[family].apply(change, *arguments)
 
-    @staticmethod
-    def jvp(ctx, tangent, *_):
-        return AlphaDropout._linear_part(ctx, tangent)
 
-    @staticmethod
-    def vmap(info, in_dims, input, key, p, offset, n_threads, noise_shape):
-        x, noise = _batch_first(input, in_dims[0], noise_shape)
-        return AlphaDropout.apply(x, key, p, offset, n_threads, noise), 0
+def _alpha_work(input, key, p, mode, offset, n_threads, noise_shape):
+    out = _ops.empty_like(input)
+    key = resolved(key)
+    return _ops.run_alpha(input, out, key, p, offset, n_threads, noise_shape)
+
+
+def _alpha_derivative(family, change, arguments):
+    # kept elements are a * x + b, dropped ones a constant: a * change where kept
+    key, p, _, offset, n_threads, noise_shape = arguments
+    if p == 1.0:
+        return torch.zeros_like(change)
+    dropout = DROPOUT[family]
+    kept = dropout.apply(change, key, p, "classic", offset, n_threads, noise_shape)
+    a, _, _ = _params.alpha_constants(p, np.float64)
+    return kept * float(a)
+
+
+DROPOUT = _pair("CdropoutDropout", _dropout_work, _dropout_derivative)
+ALPHA = _pair("CdropoutAlphaDropout", _alpha_work, _alpha_derivative)
+
+
+def apply(alpha, input, *arguments):
+    """The variant's Function applied to `input` (arguments as _pair's): the plain one
+    where only autograd sees the call, the transformable one otherwise."""
+    family = "plain" if _state.plain_autograd() else "transformable"
+    return (ALPHA if alpha else DROPOUT)[family].apply(input, *arguments)
+
+
+def work(alpha, input, *arguments):
+    """The variant's forward alone, for a call that autograd need not see."""
+    return (_alpha_work if alpha else _dropout_work)(input, *arguments)

@@ -20,6 +20,7 @@ import torch
 import cdropout
 from cdropout import _kernel, _params
 from cdropout._threads import USABLE_CPUS
+from cdropout.torch import _state
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -39,8 +40,11 @@ def key_bits(key):
 
 
 def key_tensor(key):
-    """A 0-d int64 tensor holding the 64 bits of an int key in [0, 2**64)."""
-    return torch.tensor(key - 2**64 if key >= 2**63 else key, dtype=torch.int64)
+    """A 0-d int64 CPU tensor holding the 64 bits of an int key in [0, 2**64) (on the
+    CPU whatever the default device: the key is read by the CPU kernel)."""
+    return torch.tensor(
+        key - 2**64 if key >= 2**63 else key, dtype=torch.int64, device="cpu"
+    )
 
 
 def empty_like(input):
@@ -52,8 +56,16 @@ def empty_like(input):
     # outermost first: larger strides first, ties in the natural order of the axes
     order = sorted(range(input.dim()), key=lambda d: -input.stride(d))
     inverse = [order.index(d) for d in range(input.dim())]
-    dense = torch.empty([input.shape[d] for d in order], dtype=input.dtype)
+    dense = torch.empty(
+        [input.shape[d] for d in order], dtype=input.dtype, device=input.device
+    )
     return dense.permute(inverse)
+
+
+def contiguous_copy(input):
+    """A new contiguous tensor of `input`'s values (a negative view's resolved, a
+    ZeroTensor's materialised)."""
+    return torch.empty(input.shape, dtype=input.dtype, device=input.device).copy_(input)
 
 
 def _noise(noise_shape):
@@ -93,12 +105,19 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
     legacy_batched_dropout). `out` is `input` or a new tensor laid out like it
     (empty_like), so a contiguous input has a contiguous output."""
     n_threads = _threads(n_threads)
+    if _state.values_not_in_memory(input) or (
+        input.dim() > 64 and not input.is_contiguous()
+    ):
+        # memory that does not hold the values, or that NumPy cannot view (it has at
+        # most 64 axes): through a contiguous copy, written back
+        work = contiguous_copy(input)
+        run_dropout(work, work, key, p, mode, offset, n_threads, noise_shape)
+        return out.copy_(work)
     try:
         # the common call runs on the tensors' addresses: NumPy views would cost 2-9 us
         # of PyTorch's dispatch (detach, resolve_conj, ...) when the caches are cold, as
-        # they are between a model's layers. Not for a negative view, whose memory holds
-        # -input (.numpy() refuses it, as it refuses a ZeroTensor, whose address is 0)
-        if not noise_shape and input.is_contiguous() and not input.is_neg():
+        # they are between a model's layers (a ZeroTensor's address, 0, is declined)
+        if not noise_shape and input.is_contiguous():
             src = input.data_ptr()
             dst = src if out is input else out.data_ptr()
             kind = _KINDS[input.dtype]
@@ -108,7 +127,7 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
         x = as_numpy(input)
         y = x if out is input else as_numpy(out)  # one view: the fast path's in place
     except RuntimeError:  # no memory to read: which tensor is it?
-        if not torch._C._functorch.is_legacy_batchedtensor(input):
+        if not _state.is_legacy_batched(input):
             raise
         result = legacy_batched_dropout(input, key, p, mode, offset, noise_shape)
         return input.copy_(result) if out is input else result
@@ -142,6 +161,11 @@ def legacy_batched_dropout(input, key, p, mode, offset, noise_shape):
 
 def run_alpha(input, out, key, p, offset, n_threads, noise_shape):
     """Training-mode alpha dropout of `input` into `out`, for an int key."""
+    if _state.values_not_in_memory(input) or input.dim() > 64:  # see run_dropout
+        work = contiguous_copy(input)
+        flat = work.view(-1) if input.dim() > 64 else work  # (without a noise shape)
+        run_alpha(flat, flat, key, p, offset, n_threads, noise_shape)
+        return out.copy_(work)
     cdropout.alpha_dropout(as_numpy(input), p, seed=key, out=as_numpy(out),
                            offset=offset, n_threads=_threads(n_threads),
                            noise_shape=_noise(noise_shape))  # fmt: skip

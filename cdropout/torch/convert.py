@@ -9,13 +9,14 @@ from cdropout import _params
 from cdropout.torch import modules
 
 # torch.nn's dropout modules and their cdropout drop-ins (exact types: a subclass of
-# torch.nn.Dropout may do something else)
+# torch.nn.Dropout may do something else, and cdropout's own are subclasses)
 SWAPS = {
     torch.nn.Dropout: modules.Dropout,
     torch.nn.Dropout1d: modules.Dropout1d,
     torch.nn.Dropout2d: modules.Dropout2d,
     torch.nn.Dropout3d: modules.Dropout3d,
     torch.nn.AlphaDropout: modules.AlphaDropout,
+    torch.nn.FeatureAlphaDropout: modules.FeatureAlphaDropout,
 }
 # layers whose weights read the dropped units along axis 1: (out, in, ...) weights
 CONSUMERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
@@ -23,10 +24,22 @@ CONSUMERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 TRANSPARENT = (torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity)
 
 
-def swap_dropout(model):
-    """Replace, in place, every torch.nn Dropout, Dropout1d/2d/3d and AlphaDropout of
-    `model` (and `model` itself, if it is one) by cdropout's, with the same p, inplace
-    and training flag; return the model.
+def swap_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace, in place, every torch.nn Dropout, Dropout1d/2d/3d, AlphaDropout and
+    FeatureAlphaDropout of `model` (and `model` itself, if it is one) by cdropout's,
+    with the same p, inplace and training flag; return the model.
+
+    Every place of a module registered at several places is replaced (one drop-in for
+    all of its places, as the module was one). Every dropout is checked first: a p
+    that cdropout refuses (torch.nn takes NaN) raises ValueError naming the module, and
+    nothing is changed.
+
+    Raises
+    ------
+    TypeError
+        For a TorchScript model (torch.jit.script), whose modules cannot be replaced.
+    ValueError
+        For a dropout whose p is not a probability.
 
     Examples
     --------
@@ -37,23 +50,45 @@ def swap_dropout(model):
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            "model must be a torch.nn.Module, got a TorchScript module "
+            f"({type(model).__name__}): its modules are compiled and cannot be "
+            "replaced; swap the dropouts of the Python model, then script or export it"
+        )
     if type(model) in SWAPS:
-        return _swapped(model)
-    for name, child in list(model.named_children()):
-        if type(child) in SWAPS:
-            setattr(model, name, _swapped(child))
-        else:
-            swap_dropout(child)
+        return _swapped("", model)
+    # every (parent, name) of every dropout, duplicates included: named_children()
+    # and named_modules() list a module registered twice only once
+    places = []
+    for parent_name, parent in model.named_modules(remove_duplicate=False):
+        for name, child in parent._modules.items():
+            if type(child) in SWAPS:
+                path = ".".join(filter(None, (parent_name, name)))
+                places.append((parent, name, path, child))
+    swapped = {}  # one drop-in per dropout module, made before anything changes
+    for _, _, path, child in places:
+        if id(child) not in swapped:
+            swapped[id(child)] = _swapped(path, child)
+    for parent, name, _, child in places:
+        parent._modules[name] = swapped[id(child)]
     return model
 
 
-def _swapped(module):
-    new = SWAPS[type(module)](module.p, module.inplace)
+def _swapped(path, module):
+    """cdropout's drop-in for a torch.nn dropout module (checked: ValueError naming
+    the module for a p cdropout refuses)."""
+    try:
+        new = SWAPS[type(module)](module.p, module.inplace)
+    except (TypeError, ValueError) as error:
+        raise type(error)(
+            f"module {path or type(module).__name__!r} cannot be swapped: {error}"
+        ) from None
     new.train(module.training)
     return new
 
 
-def convert_mode(model, to_mode):
+def convert_mode(model: torch.nn.Module, to_mode: str) -> torch.nn.Module:
     """Convert a model between the dropout conventions, in place; return it.
 
     For each cdropout Dropout (1d, 2d, 3d) module of another mode, the layer that
@@ -132,9 +167,7 @@ def _check_rescalable(name, consumer_name, consumer, places, tied):
 
 
 def _is_convertible(module):
-    return isinstance(module, modules.Dropout) and not isinstance(
-        module, modules.AlphaDropout
-    )
+    return isinstance(module, modules._Module) and module.has_mode
 
 
 def _consumer(model, name):

@@ -1,33 +1,45 @@
-"""cdropout.torch.dropout and alpha_dropout: the functional API for CPU tensors.
+"""The functional API for tensors: dropout, dropout1d/2d/3d, alpha_dropout and
+feature_alpha_dropout, with torch.nn.functional's arguments and defaults, plus both
+conventions, a seed and the NumPy API's options.
 
-Arguments are checked here, in Python, before an operator runs (so that a failed call
-leaves the tensor and the generator as they were); the operators in _ops do the work.
-dropout()'s common eager call is checked and run in one Python call (common_call).
+Every call goes through one checked call (_run): all arguments are checked before
+anything is allocated, written or drawn, so that a failed call leaves the tensor, the
+generator and a module's call counter as they were. The key is drawn last. Then the
+call runs eagerly on the tensor's memory (cdropout.torch._eager), as registered
+operators when a tracer sees it (cdropout.torch._ops), or with PyTorch's own dropout
+on devices other than the CPU (cdropout.torch._elsewhere). dropout()'s common eager call
+is checked and run in one Python call (_common_call).
 """
 
 import threading
+import warnings
+from typing import Any, Protocol
 
 import torch
-from torch.autograd import forward_ad
+from torch.overrides import handle_torch_function, has_torch_function_unary
 
 from cdropout import _kernel, _params
 from cdropout._threads import resolve_threads
-from cdropout.torch import _eager, _ops
+from cdropout.torch import _eager, _elsewhere, _ops, _state
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+class KeySource(Protocol):
+    """What a module with an int seed passes as `seed`: its per-call key source."""
+
+    def check(self) -> None:
+        """Raise if no key can be drawn (checked before anything is drawn)."""
+
+    def draw(self, eager: bool) -> Any:
+        """The next call's key (an int if eager, else a 0-d int64 tensor)."""
+
+
 def check_input(input, name="input"):
-    """A CPU tensor of float16, bfloat16, float32 or float64."""
+    """A tensor of float16, bfloat16, float32 or float64, dense (strided): on any
+    device (cdropout's kernel runs on the CPU; see _elsewhere for the others)."""
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(input).__name__}")
-    # is_cpu, not device.type: building the device object costs 3-4 us when the caches
-    # are cold, as they are between a model's layers (2-core Intel Xeon, torch 2.13)
-    if not input.is_cpu:
-        raise ValueError(
-            f"{name} must be on the CPU, got a tensor on {input.device} (cdropout runs "
-            f"on the CPU; move it with {name}.cpu(), or use torch.nn.Dropout there)"
-        )
     if input.dtype not in DTYPES:
         raise TypeError(
             f"{name} must have dtype float16, bfloat16, float32 or float64, "
@@ -40,8 +52,14 @@ def check_input(input, name="input"):
 
 def probability(p):
     """p as a float in [0, 1]: what the NumPy API takes, and a 0-d real tensor, as
-    torch.nn.functional.dropout and torch.nn.Dropout take it."""
+    torch.nn.Dropout takes it (not one that requires grad: the mask's probability has
+    no gradient, and PyTorch refuses it too)."""
     if type(p) is not float and isinstance(p, torch.Tensor) and p.dim() == 0:
+        if p.requires_grad:
+            raise TypeError(
+                "p must be a float or a tensor that does not require grad (dropout "
+                "has no gradient for its probability), got a tensor that requires grad"
+            )
         if p.dtype != torch.bool and not p.is_complex():
             p = p.item()
     return _params.probability(p)
@@ -89,17 +107,19 @@ _THREAD = threading.local()  # the buffer of _drawn_words, one per thread
 
 def _drawn_words(generator):
     """Two 32-bit words from `generator`, as torch.randint(0, 2**32, (2,)) draws them,
-    for an eager call. Written into a buffer of this thread's: one operator call
-    instead of randint's two and an allocation, 8-11 us instead of 15-21 when the
-    caches are cold (2-core Intel Xeon, torch 2.13). The buffer is made outside
-    inference mode, so that it can be written both in and out of it. Under a
-    torch.func transform, randint itself (vmap batches the draw)."""
-    if torch._C._are_functorch_transforms_active():
-        drawn = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator)
+    for an eager call. Written into a CPU buffer of this thread's: one operator call
+    instead of randint's two and an allocation. The buffer is made outside inference
+    mode, so that it can be written both in and out of it, and on the CPU whatever the
+    default device. Under a torch.func transform, randint itself (vmap batches the
+    draw)."""
+    if _state.transforms_active():
+        drawn = torch.randint(
+            0, 2**32, (2,), dtype=torch.int64, generator=generator, device="cpu"
+        )
         try:
             return drawn.tolist()
         except RuntimeError:
-            if torch._C._functorch.is_batchedtensor(drawn):
+            if _state.is_batched(drawn):
                 raise NotImplementedError(
                     'cdropout.torch under torch.func.vmap(randomness="different") with '
                     "seed=None: one key per slice is not supported; pass a seed, or "
@@ -109,57 +129,95 @@ def _drawn_words(generator):
     words = getattr(_THREAD, "words", None)
     if words is None:
         with torch.inference_mode(False):
-            words = _THREAD.words = torch.empty(2, dtype=torch.int64)
+            words = _THREAD.words = torch.empty(2, dtype=torch.int64, device="cpu")
     return words.random_(0, 2**32, generator=generator).tolist()
 
 
-def draw_key(seed, generator, eager):
-    """The stream key: an int seed (or any seed of the NumPy API) itself, else 64 bits
-    drawn from `generator` (PyTorch's default CPU generator when None), so that
-    torch.manual_seed makes runs reproducible. An int for an eager call, a 0-d int64
-    tensor of the same bits for the operators (a tracer cannot read a tensor)."""
-    if seed is not None:
-        if generator is not None:
-            raise ValueError("seed and generator must not both be given: choose one")
-        key = _params.seed_value(seed)
-        return key if eager else _ops.key_tensor(key)
+def check_seed(seed, generator):
+    """Check the kinds of seed and generator, drawing nothing."""
+    if seed is not None and generator is not None:
+        raise ValueError("seed and generator must not both be given: choose one")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
             f"generator must be a torch.Generator, got {type(generator).__name__}"
         )
+    if hasattr(seed, "draw"):  # a module's key source
+        seed.check()
+    else:
+        _params.check_seed(seed)
+
+
+def draw_key(seed, generator, eager):
+    """The stream key: an int seed (or any seed of the NumPy API) itself, a module's
+    next call key, else 64 bits drawn from `generator` (PyTorch's default CPU
+    generator when None), so that torch.manual_seed makes runs reproducible. An int for
+    an eager call, a 0-d int64 tensor of the same bits for the operators (a tracer
+    cannot read a tensor)."""
+    if hasattr(seed, "draw"):
+        return seed.draw(eager)
+    if seed is not None:
+        key = _params.seed_value(seed)
+        return key if eager else _ops.key_tensor(key)
     if generator is not None and generator.device.type != "cpu":
         raise ValueError(f"generator must be a CPU generator, got {generator.device}")
     # two 32-bit draws in one operator call (a call costs microseconds), composed
     # without int64 overflow: (high - 2**31) * 2**32 + low spans int64
     if not eager:  # a tensor of the bits, which a tracer records
-        drawn = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator)
+        drawn = torch.randint(
+            0, 2**32, (2,), dtype=torch.int64, generator=generator, device="cpu"
+        )
         return (drawn[0] - 2**31) * 2**32 + drawn[1]
     high, low = _drawn_words(generator)
     return ((high - 2**31) * 2**32 + low) & (2**64 - 1)
 
 
-def check_inplace(input, inplace):
-    """PyTorch's rules for writing in place: not a leaf that requires grad while grad
-    mode is on (under torch.no_grad() it may be, as PyTorch's in-place operators
-    allow), not an inference tensor outside inference mode, and not a tensor whose
-    elements share memory (expanded, as_strided)."""
-    if not inplace:
-        return
+class _LaterKey:
+    """The key of an eager call, drawn when the Function's forward asks for it: after
+    the output is allocated, so that a failed allocation draws nothing."""
+
+    __slots__ = ("seed", "generator", "key")
+
+    def __init__(self, seed, generator):
+        self.seed, self.generator, self.key = seed, generator, None
+
+    def __call__(self):
+        if self.key is None:
+            self.key = draw_key(self.seed, self.generator, True)
+        return self.key
+
+
+def check_inplace(input):
+    """PyTorch's rules for writing in place, asked before anything is drawn: not a
+    leaf that requires grad while grad mode is on, not a view that autograd forbids to
+    modify in place (an output of unbind or split, a view made under no_grad), not an
+    inference tensor outside inference mode, and not a tensor whose elements share
+    memory (expanded, as_strided)."""
     if input.requires_grad and input.is_leaf and torch.is_grad_enabled():
         raise RuntimeError(
             "input is a leaf tensor that requires grad: it cannot be dropped out in "
             "place (inplace=True); use inplace=False"
         )
-    if torch.compiler.is_compiling():  # a traced tensor has neither (nor memory)
+    if _state.compiling():  # a traced tensor has none of the rest (nor memory)
         return
+    if _state.immutable(input):
+        raise RuntimeError(
+            "input is a ZeroTensor, which PyTorch never writes: it cannot be dropped "
+            "out in place (inplace=True); use inplace=False"
+        )
+    if _state.inplace_view_refused(input):
+        raise RuntimeError(
+            "input is a view that autograd does not allow to be modified in place (an "
+            "output of unbind or split, or a view made under torch.no_grad()): it "
+            "cannot be dropped out in place (inplace=True); use inplace=False"
+        )
     if input.is_inference() and not torch.is_inference_mode_enabled():
         raise RuntimeError(
             "input is an inference tensor (made under torch.inference_mode()): it "
             "cannot be dropped out in place outside inference mode; clone() it, or "
             "use inplace=False"
         )
-    # (a contiguous tensor cannot overlap itself: the common call skips the test)
-    if not input.is_contiguous() and _params.may_self_overlap(_ops.as_numpy(input)):
+    # (a contiguous tensor cannot overlap itself)
+    if not input.is_contiguous() and _overlaps(input):
         raise RuntimeError(
             f"input has elements that share memory (shape {tuple(input.shape)}, "
             f"strides {input.stride()}, as from expand or as_strided): it cannot be "
@@ -167,12 +225,18 @@ def check_inplace(input, inplace):
         )
 
 
+def _overlaps(input):
+    """Whether two elements of `input` may share memory: the NumPy API's test, on the
+    sizes and strides alone."""
+    itemsize = input.element_size()
+    strides = tuple(stride * itemsize for stride in input.stride())
+    return _params.may_self_overlap_layout(tuple(input.shape), strides, itemsize)
+
+
 def is_traced(count):
     """Whether torch.jit.trace (deprecated by PyTorch) records the call, told by the
     input's element count, which the call reads anyway: a traced tensor under a trace,
-    as all its sizes are, else an int (or a SymInt under torch.compile).
-    torch.jit.is_tracing() would cost two more Python calls on every call, and
-    torch._C._is_tracing() breaks torch.compile's graph."""
+    as all its sizes are, else an int (or a SymInt under torch.compile)."""
     return isinstance(count, torch.Tensor)
 
 
@@ -196,89 +260,221 @@ def refuse_traced_training():
 
 
 def evaluation(input, p, inplace, mode):
-    """Evaluation-mode dropout: the identity for inverted dropout, a multiply by 1 - p
-    for classic dropout."""
+    """Evaluation-mode dropout: the identity for inverted dropout (and alpha dropout),
+    a multiply by 1 - p for classic dropout."""
     if mode == "inverted" or p == 0.0:
         return input
     scaled = input * (1.0 - p) if p < 1.0 else torch.zeros_like(input)
     return input.copy_(scaled) if inplace else scaled
 
 
-def autograd_sees(input):
-    """Whether an eager call must go through its torch.autograd.Function: for backward
-    (grad enabled and `input` requires grad), forward-mode AD (a dual level is open) or
-    a torch.func transform. Otherwise the Function's ~5 us a call buys nothing: no-grad
-    calls (inference, Monte Carlo dropout) run bare."""
-    return (
-        (torch.is_grad_enabled() and input.requires_grad)
-        or forward_ad._current_level >= 0
-        or torch._C._are_functorch_transforms_active()
+class _Variant:
+    """What tells the public functions apart: alpha dropout or not, the mask's shape
+    (noise(input, noise_shape) gives the noise shape as the NumPy API takes it, or
+    FEATURES_NEEDED), and the function's name for torch_function dispatch."""
+
+    def __init__(self, name, alpha, noise):
+        self.name, self.alpha, self.noise = name, alpha, noise
+
+
+# the noise of a feature (channel) dropout of fewer than 2 axes: refused when it draws
+FEATURES_NEEDED = object()
+
+
+def _elementwise(input, noise_shape):
+    return _params.noise_spec(noise_shape)
+
+
+def _features(input, batched=True):
+    """One decision per (N, C) of a batched input, per C of an unbatched one (aten's
+    feature noise: the input's first two axes, or its first after an unsqueeze)."""
+    rank = input.dim() + (0 if batched else 1)
+    if rank < 2:
+        return FEATURES_NEEDED
+    kept = 2 if batched else 1
+    # None: the input's size there, so that no size is read (a symbolic one under
+    # torch.compile or torch.export would be compared, and guarded)
+    return (None,) * kept + (1,) * (input.dim() - kept)
+
+
+def _dropout1d_noise(input, noise_shape):
+    if input.dim() not in (2, 3):
+        raise RuntimeError(
+            f"dropout1d: Expected 2D or 3D input, but received a {input.dim()}D "
+            "input. Note that dropout1d exists to provide channel-wise dropout on "
+            "inputs with 1 spatial dimension, a channel dimension, and an optional "
+            "batch dimension (i.e. 2D or 3D inputs)."
+        )
+    return _features(input, batched=input.dim() == 3)
+
+
+def _dropout2d_noise(input, noise_shape):
+    rank = input.dim()
+    if rank not in (3, 4):
+        warnings.warn(
+            f"dropout2d: Received a {rank}-D input to dropout2d, which is deprecated "
+            "in PyTorch; cdropout follows PyTorch and drops whole channels of (N, C, "
+            "...). Use dropout for element-wise dropout.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if rank == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that "
+            "channel-wise 1D dropout behavior is desired - input is interpreted as "
+            "shape (N, C, L), as PyTorch does; use dropout1d for it.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return _features(input)
+
+
+def _dropout3d_noise(input, noise_shape):
+    rank = input.dim()
+    if rank not in (4, 5):
+        warnings.warn(
+            f"dropout3d: Received a {rank}-D input to dropout3d, which is deprecated "
+            "in PyTorch; cdropout follows PyTorch's reading of it.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return _features(input, batched=rank == 5)
+
+
+def _feature_alpha_noise(input, noise_shape):
+    return _features(input)
+
+
+DROPOUT = _Variant("dropout", False, _elementwise)
+DROPOUT1D = _Variant("dropout1d", False, _dropout1d_noise)
+DROPOUT2D = _Variant("dropout2d", False, _dropout2d_noise)
+DROPOUT3D = _Variant("dropout3d", False, _dropout3d_noise)
+ALPHA = _Variant("alpha_dropout", True, _elementwise)
+FEATURE_ALPHA = _Variant("feature_alpha_dropout", True, _feature_alpha_noise)
+
+
+def runs_on_kernel(input):
+    """Whether cdropout's kernel runs on `input`'s device (the CPU)."""
+    return input.is_cpu
+
+
+def _run(variant, input, p, training, inplace, mode, seed, generator, offset,
+         n_threads, noise_shape):  # fmt: skip
+    """The one checked call of every public function: checks everything, then runs
+    the call where it belongs. The key is drawn last, and only by a call that draws a
+    mask (training, 0 < p < 1, a non-empty input), as PyTorch's dropout draws."""
+    check_input(input)
+    p = probability(p)
+    training = _params.flag(training, "training")
+    inplace = _params.flag(inplace, "inplace")
+    mode = _params.mode(mode)
+    spec = variant.noise(input, noise_shape)
+    count = input.numel()
+    if is_traced(count):  # the sizes are tensors: not checked
+        if training:
+            refuse_traced_training()
+        return input if variant.alpha else evaluation(input, p, inplace, mode)
+    check_seed(seed, generator)
+    n_threads = threads(n_threads)
+    offset = _params.offset(offset, known_size(count))
+    drawing = training and 0.0 < p < 1.0 and (type(count) is not int or count > 0)
+    if spec is FEATURES_NEEDED:
+        if drawing:  # aten's feature noise refuses it, and only then
+            raise RuntimeError(
+                "input must have at least 2 dimensions for feature (channel) dropout, "
+                f"got a {input.dim()}-D input"
+            )
+        spec = None
+    noise = noise_list(spec, input)
+    if noise and input.dim() > 64:
+        raise ValueError(
+            f"input must have at most 64 dimensions with a noise shape (NumPy's "
+            f"limit), got {input.dim()}"
+        )
+    if input.is_nested and drawing:
+        raise ValueError(
+            "input must not be a nested tensor in training (its elements have no "
+            "flat index for cdropout's stream); use torch.nn.functional.dropout for "
+            "it, or unbind it"
+        )
+    writes = (training and p > 0.0) or (
+        not training and not variant.alpha and mode == "classic" and p > 0.0
     )
+    if inplace and writes:
+        check_inplace(input)
+    if not training:
+        return input if variant.alpha else evaluation(input, p, inplace, mode)
+    if not runs_on_kernel(input):
+        return _elsewhere.training_output(
+            input, p, inplace, mode, variant.alpha, noise, generator
+        )
+    if p == 0.0:
+        return input if inplace else input.clone()
+    eager = _state.eager(input)
+    if not drawing:  # all dropped (p = 1) or empty: any key gives those bytes
+        key = 0 if eager else _ops.key_tensor(0)
+    elif eager and _state.plain_autograd():
+        key = seed if type(seed) is int else _LaterKey(seed, generator)
+    elif eager:  # drawn now: a torch.func transform sees the draw (vmap's randomness)
+        key = draw_key(seed, generator, True)
+    else:
+        key = draw_key(seed, generator, False)
+    return _apply(variant.alpha, input, key, p, mode, inplace, offset, n_threads, noise)
 
 
-def apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise):
-    """Training-mode dropout, all arguments checked: eagerly for an int key (see
-    cdropout.torch._eager), through the operators for a key tensor. In place where
-    autograd or functionalization must see the call, the result is computed apart and
-    copied back, an ordinary copy to them; otherwise in place writes straight into
+def _apply(alpha, input, key, p, mode, inplace, offset, n_threads, noise):
+    """Training-mode dropout, all arguments checked: eagerly for an int key (or a key
+    drawn later), through the operators for a key tensor. In place where autograd or
+    functionalization must see the call, the result is computed apart and copied
+    back, an ordinary copy to them; otherwise in place writes straight into
     `input`."""
-    if isinstance(key, int):
-        if autograd_sees(input):
-            result = _eager.Dropout.apply(input, key, p, mode, offset, n_threads, noise)
+    arguments = (p, mode, offset, n_threads, noise)
+    if not isinstance(key, torch.Tensor):
+        if _state.autograd_sees(input):
+            result = _eager.apply(alpha, input, key, *arguments)
             return input.copy_(result) if inplace else result
         if not inplace:  # the Function's own work, without autograd
-            return _eager.Dropout.forward(input, key, p, mode, offset, n_threads, noise)
-        _ops.run_dropout(input, input, key, p, mode, offset, n_threads, noise)
+            return _eager.work(alpha, input, key, *arguments)
+        key = _eager.resolved(key)
+        if alpha:
+            _ops.run_alpha(input, input, key, p, offset, n_threads, noise)
+        else:
+            _ops.run_dropout(input, input, key, *arguments)
         # written behind autograd's back: as PyTorch's in-place operators do, mark
         # `input` modified, so that a backward that saved it refuses the new values
         torch.autograd.graph.increment_version(input)
         return input
+    if alpha:
+        result = _ops.alpha_dropout_op(input, key, p, offset, n_threads, noise)
+        return input.copy_(result) if inplace else result
     if not inplace:
-        return _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
+        return _ops.dropout_op(input, key, *arguments)
     # torch.func.functionalize cannot take a custom operator that mutates: a copy too
     # (torch.compile can, and cannot trace the test)
     if (torch.is_grad_enabled() and input.requires_grad) or (
-        not torch.compiler.is_compiling()
-        and torch._C._functorch.is_functionaltensor(input)
+        not _state.compiling() and _state.is_functional(input)
     ):
-        return input.copy_(
-            _ops.dropout_op(input, key, p, mode, offset, n_threads, noise)
-        )
-    _ops.dropout_inplace_op(input, key, p, mode, offset, n_threads, noise)
+        return input.copy_(_ops.dropout_op(input, key, *arguments))
+    _ops.dropout_inplace_op(input, key, *arguments)
     return input
 
 
-def apply_alpha(input, key, p, inplace, offset, n_threads, noise):
-    """Training-mode alpha dropout, all arguments checked (an int key: eagerly)."""
-    if not isinstance(key, int):
-        result = _ops.alpha_dropout_op(input, key, p, offset, n_threads, noise)
-    elif autograd_sees(input):
-        result = _eager.AlphaDropout.apply(input, key, p, offset, n_threads, noise)
-    else:  # the Function's own work, without autograd
-        result = _eager.AlphaDropout.forward(input, key, p, offset, n_threads, noise)
-    return input.copy_(result) if inplace else result
-
-
-def common_call(input, p, training, inplace, mode, seed, generator, offset, n_threads,
-                noise_shape):  # fmt: skip
+def _common_call(input, p, training, inplace, mode, seed):
     """dropout() in one Python call for its common call, else NotImplemented.
 
-    Between a model's layers, and after any PyTorch call of some size, the caches
-    hold PyTorch's code and data, and each Python call and tensor attribute read
-    costs 0.5-1 us instead of 0.1; dropout()'s full path is about 25 Python calls.
-    Measured on a 2-core Intel Xeon (torch 2.13), in place at 1e5 float32 elements
-    right after PyTorch's calls: 35 us through the full path, 28 us here, the
-    kernel alone 16-18 us. So the common call is checked and run here, as the NumPy
-    API's is in C (cdropout._kernel.dropout_fast); every other call, valid or not,
-    gets NotImplemented and the full path, which checks it and gives the same
-    bytes. Nothing here raises.
+    Between a model's layers the caches hold PyTorch's code and data, and each Python
+    call and tensor attribute read costs 0.5-1 us instead of 0.1; the checked call is
+    about 25 of them. So the common call is checked and run here, as the NumPy API's
+    is in C (cdropout._kernel.dropout_fast); every other call, valid or not, gets
+    NotImplemented and the checked call, which checks it and gives the same bytes.
+    Nothing here raises.
 
     The common call: a Python float 0 < p < 1, training True, inplace a bool, a known
     mode, a Python int seed in [0, 2**64) or None (a key from PyTorch's default
     generator), every other argument its default; a plain non-empty contiguous CPU
-    tensor of a kernel dtype, without a negative bit, that autograd need not see
-    (autograd_sees), outside any tracer and dispatch mode; in place, not an inference
-    tensor outside inference mode."""
+    tensor of a kernel dtype, without a negative bit, outside any tracer and dispatch
+    mode; autograd may see it only as its sole observer (no transform, no forward-mode
+    AD) and not in place; in place, not an inference tensor outside inference mode."""
     if (
         type(p) is not float
         or not 0.0 < p < 1.0
@@ -286,18 +482,16 @@ def common_call(input, p, training, inplace, mode, seed, generator, offset, n_th
         or (inplace is not True and inplace is not False)
         or type(mode) is not str
         or mode not in _params.MODES
-        or type(offset) is not int
-        or offset != 0
-        or n_threads is not None
-        or noise_shape is not None
-        or generator is not None
         or not (seed is None or (type(seed) is int and 0 <= seed < 2**64))
         or type(input) is not torch.Tensor
-        or (input.requires_grad and torch.is_grad_enabled())  # (in training, early)
-        or torch.compiler.is_compiling()  # before the rest, which dynamo cannot read
-        or forward_ad._current_level >= 0
-        or torch._C._are_functorch_transforms_active()
-        or torch._C._len_torch_dispatch_stack()
+        or _state.compiling()  # before the rest, which dynamo cannot read
+    ):
+        return NotImplemented
+    autograd = input.requires_grad and torch.is_grad_enabled()
+    if (
+        (autograd and inplace)
+        or not _state.plain_autograd()
+        or _state.dispatch_mode_active()
     ):
         return NotImplemented
     kind = _ops._KINDS.get(input.dtype)
@@ -306,7 +500,8 @@ def common_call(input, p, training, inplace, mode, seed, generator, offset, n_th
         or not input.is_cpu
         or input.layout != torch.strided
         or not input.is_contiguous()
-        or input.is_neg()
+        or input.is_nested
+        or _state.values_not_in_memory(input)
         or (inplace and input.is_inference() and not torch.is_inference_mode_enabled())
     ):
         return NotImplemented
@@ -315,47 +510,55 @@ def common_call(input, p, training, inplace, mode, seed, generator, offset, n_th
         return NotImplemented
     try:
         source = input.data_ptr()
-    except RuntimeError:  # no memory (PyTorch's legacy vmap): the full path knows
+    except RuntimeError:  # no memory (PyTorch's legacy vmap): the checked call knows
         return NotImplemented
-    # last: nothing is drawn for a declined call
-    key = draw_key(seed, None, True) if seed is None else seed
+    if autograd:
+        key = seed if seed is not None else _LaterKey(None, None)
+        arguments = (p, mode, 0, _ops.TORCH_THREADS, [])
+        return _eager.DROPOUT["plain"].apply(input, key, *arguments)
     out = input if inplace else _ops.empty_like(input)
+    # last: nothing is drawn for a declined call, nor before the output exists
+    key = draw_key(None, None, True) if seed is None else seed
     threads = _ops._threads(_ops.TORCH_THREADS)
     if not _kernel.dropout_memory(
         source, out.data_ptr(), count, kind, p, key, mode, 0, threads
     ):  # (p within 2**-33 of 1, or an address the kernel declines)
         _ops.run_dropout(input, out, key, p, mode, 0, _ops.TORCH_THREADS, [])
-    if inplace:  # as apply_dropout: a backward that saved it refuses the new values
+    if inplace:  # as _apply: a backward that saved it refuses the new values
         torch.autograd.graph.increment_version(input)
     return out
 
 
 def dropout(
-    input,
-    p=0.5,
-    training=True,
-    inplace=False,
+    input: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
     *,
-    mode="inverted",
-    seed=None,
-    generator=None,
-    offset=0,
-    n_threads=None,
-    noise_shape=None,
-):
-    """Dropout of a CPU tensor by cdropout's kernel: torch.nn.functional.dropout's
+    mode: str = "inverted",
+    seed: Any = None,
+    generator: torch.Generator | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+    noise_shape: tuple[int | None, ...] | None = None,
+) -> torch.Tensor:
+    """Dropout of a tensor by cdropout's kernel: torch.nn.functional.dropout's
     arguments, plus both conventions, a seed and the NumPy API's options.
 
     Parameters
     ----------
     input : torch.Tensor
-        On the CPU, float16, bfloat16, float32 or float64, any shape and strides.
+        float16, bfloat16, float32 or float64, any shape and strides. On the CPU,
+        cdropout's kernel; a meta tensor gives a result of the right shape; on
+        another device, PyTorch's own dropout (its bytes, from that device's
+        generator: `seed` and `offset` do not apply).
     p, training, inplace
         As for torch.nn.functional.dropout, positional as there (``dropout(x, self.p,
         self.training)``); the rest are keyword-only. ``inplace=True`` writes into
         `input` (refused, as PyTorch refuses it, for a leaf that requires grad while
-        grad mode is on, an inference tensor outside inference mode and a tensor whose
-        elements share memory).
+        grad mode is on, a view that autograd forbids to modify in place, an
+        inference tensor outside inference mode and a tensor whose elements share
+        memory), where anything is written.
     mode : {"inverted", "classic"}
         inverted (PyTorch's): kept elements times 1/(1-p) in training, the identity in
         evaluation. classic: training keeps elements as they are, evaluation
@@ -363,7 +566,9 @@ def dropout(
     seed : int, optional
         The stream key: for the same int seed the result is byte for byte
         ``cdropout.dropout(input.numpy(), p, seed=seed, ...)``. None draws 64 bits from
-        `generator`, or from PyTorch's default CPU generator (torch.manual_seed).
+        `generator`, or from PyTorch's default CPU generator (torch.manual_seed), when
+        a mask is drawn (in training, for 0 < p < 1 and a non-empty input, as
+        PyTorch's dropout draws).
     generator : torch.Generator, optional
     offset, n_threads, noise_shape
         As for cdropout.dropout; n_threads None follows torch.get_num_threads(), at most
@@ -372,73 +577,144 @@ def dropout(
     Returns
     -------
     torch.Tensor
-        A new contiguous tensor, or `input` itself with ``inplace=True`` (and, as in
-        PyTorch, `input` itself in evaluation with the inverted convention).
+        A new tensor laid out like `input`, or `input` itself with ``inplace=True``
+        (and, as in PyTorch, `input` itself in evaluation with the inverted
+        convention).
 
     Notes
     -----
     Backward regenerates the mask from the key: nothing of the input's size is saved.
     With ``inplace=True`` on a tensor that requires grad, the result is computed into a
-    new tensor and copied back, so that autograd sees an ordinary copy.
+    new tensor and copied back, so that autograd sees an ordinary copy. Every check
+    runs before anything is drawn: a failed call leaves the tensor and the generator
+    as they were.
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch
+    >>> cdropout.torch.dropout(torch.ones(8), 0.5, seed=7)
+    tensor([2., 2., 0., 0., 2., 0., 0., 2.])
+    >>> cdropout.torch.dropout(torch.ones(3), 0.5, training=False, mode="classic")
+    tensor([0.5000, 0.5000, 0.5000])
     """
-    result = common_call(input, p, training, inplace, mode, seed, generator, offset,
-                         n_threads, noise_shape)  # fmt: skip
-    if result is not NotImplemented:
-        return result
-    check_input(input)
-    p = probability(p)
-    training = _params.flag(training, "training")
-    inplace = _params.flag(inplace, "inplace")
-    mode = _params.mode(mode)
-    count = input.numel()
-    if is_traced(count):  # the sizes are tensors: not checked
-        if training:
-            refuse_traced_training()
-        return evaluation(input, p, inplace, mode)
-    offset = _params.offset(offset, known_size(count))
-    noise = noise_list(noise_shape, input)
-    n_threads = threads(n_threads)
-    check_inplace(input, inplace)
-    if not training:
-        _params.check_seed(seed)
-        return evaluation(input, p, inplace, mode)
-    # last: nothing is drawn for a refused call
-    key = draw_key(seed, generator, _eager.is_eager(input))
-    return apply_dropout(input, key, p, mode, inplace, offset, n_threads, noise)
+    if generator is None and offset == 0 and n_threads is None and noise_shape is None:
+        result = _common_call(input, p, training, inplace, mode, seed)
+        if result is not NotImplemented:
+            return result
+    if has_torch_function_unary(input):  # torch.fx's Proxy, tensor subclasses
+        return handle_torch_function(
+            dropout, (input,), input, p, training, inplace, mode=mode, seed=seed,
+            generator=generator, offset=offset, n_threads=n_threads,
+            noise_shape=noise_shape,
+        )  # fmt: skip
+    return _run(DROPOUT, input, p, training, inplace, mode, seed, generator, offset,
+                n_threads, noise_shape)  # fmt: skip
+
+
+def _channel_function(variant, summary):
+    """A channel (feature) dropout of torch.nn.functional's, by cdropout's kernel."""
+
+    def function(
+        input: torch.Tensor,
+        p: float = 0.5,
+        training: bool = True,
+        inplace: bool = False,
+        *,
+        mode: str = "inverted",
+        seed: Any = None,
+        generator: torch.Generator | None = None,
+        offset: int = 0,
+        n_threads: int | None = None,
+    ) -> torch.Tensor:
+        if has_torch_function_unary(input):
+            return handle_torch_function(
+                function, (input,), input, p, training, inplace, mode=mode,
+                seed=seed, generator=generator, offset=offset, n_threads=n_threads,
+            )  # fmt: skip
+        return _run(variant, input, p, training, inplace, mode, seed, generator,
+                    offset, n_threads, None)  # fmt: skip
+
+    function.__name__ = function.__qualname__ = variant.name
+    function.__doc__ = summary + (
+        "\n\n    Arguments as for dropout() (no noise_shape: the channels give it), "
+        f"and torch.nn.functional.{variant.name}'s\n    checks and warnings for "
+        "the input's rank. The mask has one decision per channel:\n    the stream "
+        "element of channel (n, c) is n * C + c, plus `offset`.\n"
+    )
+    return function
+
+
+dropout1d = _channel_function(
+    DROPOUT1D,
+    "Drop whole channels of (N, C, L) or (C, L) inputs "
+    "(torch.nn.functional.dropout1d).",
+)
+dropout2d = _channel_function(
+    DROPOUT2D,
+    "Drop whole channels of (N, C, H, W) inputs (torch.nn.functional.dropout2d; a 3-D "
+    "input is read as (N, C, L), as PyTorch reads it).",
+)
+dropout3d = _channel_function(
+    DROPOUT3D,
+    "Drop whole channels of (N, C, D, H, W) or (C, D, H, W) inputs "
+    "(torch.nn.functional.dropout3d).",
+)
 
 
 def alpha_dropout(
-    input,
-    p=0.5,
-    training=True,
-    inplace=False,
+    input: torch.Tensor,
+    p: float = 0.5,
+    training: bool = False,
+    inplace: bool = False,
     *,
-    seed=None,
-    generator=None,
-    offset=0,
-    n_threads=None,
-    noise_shape=None,
-):
-    """Alpha dropout of a CPU tensor (torch.nn.functional.alpha_dropout's definition),
-    by cdropout's kernel. Arguments as for dropout(); evaluation is the identity.
-    `training` defaults to True, as for dropout() and cdropout.alpha_dropout, where
-    torch.nn.functional.alpha_dropout's defaults to False.
-    ``noise_shape=(None, None, 1, 1)`` gives PyTorch's feature_alpha_dropout."""
-    check_input(input)
-    p = probability(p)
-    training = _params.flag(training, "training")
-    inplace = _params.flag(inplace, "inplace")
-    count = input.numel()
-    if is_traced(count):  # the sizes are tensors: not checked
-        if training:
-            refuse_traced_training()
-        return input
-    offset = _params.offset(offset, known_size(count))
-    noise = noise_list(noise_shape, input)
-    n_threads = threads(n_threads)
-    check_inplace(input, inplace)
-    if not training or p == 0.0:
-        _params.check_seed(seed)
-        return input
-    key = draw_key(seed, generator, _eager.is_eager(input))
-    return apply_alpha(input, key, p, inplace, offset, n_threads, noise)
+    seed: Any = None,
+    generator: torch.Generator | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+    noise_shape: tuple[int | None, ...] | None = None,
+) -> torch.Tensor:
+    """Alpha dropout of a tensor (torch.nn.functional.alpha_dropout's definition and
+    defaults: ``training=False`` unless given), by cdropout's kernel. Arguments as for
+    dropout(); evaluation is the identity. A dropped element becomes the constant of
+    cdropout.alpha_dropout (PyTorch's, but for a dropped inf or NaN, which PyTorch
+    turns into NaN). ``noise_shape=(None, None, 1, 1)`` drops whole channels, as
+    feature_alpha_dropout does.
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch
+    >>> x = torch.zeros(4)
+    >>> cdropout.torch.alpha_dropout(x, 0.5) is x  # training=False, as in PyTorch
+    True
+    """
+    if has_torch_function_unary(input):
+        return handle_torch_function(
+            alpha_dropout, (input,), input, p, training, inplace, seed=seed,
+            generator=generator, offset=offset, n_threads=n_threads,
+            noise_shape=noise_shape,
+        )  # fmt: skip
+    return _run(ALPHA, input, p, training, inplace, "inverted", seed, generator,
+                offset, n_threads, noise_shape)  # fmt: skip
+
+
+def feature_alpha_dropout(
+    input: torch.Tensor,
+    p: float = 0.5,
+    training: bool = False,
+    inplace: bool = False,
+    *,
+    seed: Any = None,
+    generator: torch.Generator | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+) -> torch.Tensor:
+    """Alpha dropout of whole channels (torch.nn.functional.feature_alpha_dropout's
+    definition and defaults), by cdropout's kernel: one decision per (N, C) of an input
+    of at least 2 dimensions. Arguments as for alpha_dropout()."""
+    if has_torch_function_unary(input):
+        return handle_torch_function(
+            feature_alpha_dropout, (input,), input, p, training, inplace, seed=seed,
+            generator=generator, offset=offset, n_threads=n_threads,
+        )  # fmt: skip
+    return _run(FEATURE_ALPHA, input, p, training, inplace, "inverted", seed,
+                generator, offset, n_threads, None)  # fmt: skip

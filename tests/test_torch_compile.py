@@ -1,0 +1,160 @@
+"""cdropout.torch under tracers: torch.compile (fullgraph), torch.export (dynamic
+shapes, saved and loaded), PyTorch's opcheck of the registered operators, and
+torch.jit.trace."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ml_dtypes")
+
+import cdropout.torch as ct  # noqa: E402
+from cdropout.torch import _ops  # noqa: E402
+
+from torch_support import (  # noqa: E402
+    JIT_TRACE_DEPRECATED,
+    OPCHECK_NON_LEAF_GRAD,
+    alpha_dropout,
+)
+
+
+def _mlp(dropout):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(16, 32),
+        torch.nn.ReLU(),
+        dropout,
+        torch.nn.Linear(32, 8),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.1),
+        torch.nn.Linear(8, 2),
+    )
+
+
+def _opcheck_cases():
+    key = _ops.key_tensor(2**64 - 5)  # a key above 2**63: a negative int64
+    ops = torch.ops.cdropout
+    x = torch.randn(4, 5, requires_grad=True)
+    wide = torch.randn(4, 5, dtype=torch.float64).t().requires_grad_()  # a leaf view
+    short = torch.randn(4, 5, 3).bfloat16()
+    return {
+        "dropout": (ops.dropout.default, (x, key, 0.3, "inverted", 0, 1, [])),
+        "dropout-float64-transposed-offset-2-threads": (
+            ops.dropout.default,
+            (wide, key, 0.3, "classic", 7, 2, []),
+        ),
+        "dropout-bfloat16-noise-shape": (
+            ops.dropout.default,
+            (short, key, 0.3, "classic", 0, 1, [4, 5, 1]),
+        ),
+        "dropout_": (ops.dropout_.default, (x.detach(), key, 0.3, "classic", 0, 1, [])),
+        "alpha_dropout": (ops.alpha_dropout.default, (x, key, 0.3, 0, 1, [])),
+        "call_key": (ops.call_key.default, (torch.tensor(3), -99)),
+    }
+
+
+@pytest.mark.filterwarnings(OPCHECK_NON_LEAF_GRAD)
+@pytest.mark.parametrize("case", list(_opcheck_cases()))
+def test_the_operators_pass_pytorchs_opcheck(case):
+    # PyTorch's own test of a custom operator: its schema (what it mutates), autograd
+    # registration, fake implementation, and AOT dispatch with dynamic shapes
+    op, args = _opcheck_cases()[case]
+    results = torch.library.opcheck(op, args)
+    assert set(results.values()) == {"SUCCESS"}, results
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_compile_fullgraph_takes_in_place_calls(layout):
+    def f(a):
+        b = a * 1 if layout == "contiguous" else (a * 1).t()
+        ct.dropout(b, 0.5, seed=1, inplace=True)
+        return alpha_dropout(b, 0.2, seed=2, inplace=True)
+
+    x = torch.randn(6, 4)
+    assert torch.equal(torch.compile(f, fullgraph=True)(x), f(x))
+
+
+def test_compile_fullgraph_gives_the_eager_bytes_and_export_keeps_the_op():
+    eager, compiled = _mlp(ct.Dropout(0.5, seed=7)), _mlp(ct.Dropout(0.5, seed=7))
+    for model in (eager, compiled):
+        model[5] = ct.Dropout(0.1, seed=8)
+    x = torch.randn(4, 16, requires_grad=True)
+    fast = torch.compile(compiled, fullgraph=True)
+    for _ in range(2):
+        a, b = eager(x), fast(x)
+        assert torch.equal(a, b)
+        a.sum().backward()
+        grad_eager = x.grad.clone()
+        x.grad = None
+        b.sum().backward()
+        assert torch.equal(x.grad, grad_eager)
+        x.grad = None
+    assert int(eager[2].calls) == int(compiled[2].calls) == 2  # backward takes none
+    program = torch.export.export(_mlp(ct.Dropout(0.5, seed=7)), (torch.randn(4, 16),))
+    code = program.graph_module.code
+    assert "torch.ops.cdropout.dropout.default" in code
+    assert "torch.ops.cdropout.call_key.default" in code
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: ct.Dropout(0.3),
+        lambda: ct.Dropout2d(0.3, mode="classic"),
+        lambda: ct.AlphaDropout(0.2),
+        lambda: ct.Dropout(0.3, seed=3),
+        lambda: ct.Dropout(0.3, noise_shape=(None, None, 1, 1)),
+    ],
+    ids=["Dropout", "Dropout2d", "AlphaDropout", "seeded", "noise_shape"],
+)
+@pytest.mark.parametrize("train", [False, True])
+def test_export_with_a_dynamic_batch_saves_loads_and_gives_the_eager_bytes(
+    layer, train
+):
+    # no guard on a symbolic size: the offset's check and the noise shapes leave
+    # them alone (torch.export refuses a guard on a dimension declared dynamic)
+    import io
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), layer()).train(train)
+
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(
+        model(), (torch.randn(4, 3, 8, 8),), dynamic_shapes=({0: batch},)
+    )
+    saved = io.BytesIO()
+    torch.export.save(program, saved)
+    saved.seek(0)
+    loaded = torch.export.load(saved).module()
+    x, eager = torch.randn(7, 3, 8, 8), model()
+    torch.manual_seed(5)  # (the key of seed=None: the same draw, eager and exported)
+    expected = eager(x)
+    torch.manual_seed(5)
+    assert torch.equal(loaded(x), expected)
+
+
+@pytest.mark.filterwarnings(JIT_TRACE_DEPRECATED)
+@pytest.mark.parametrize(
+    "layer",
+    [
+        ct.Dropout(0.5),
+        ct.Dropout(0.5, seed=3, mode="classic"),
+        ct.Dropout2d(0.3, mode="classic"),
+        ct.AlphaDropout(0.2),
+    ],
+    ids=repr,
+)
+def test_torch_jit_trace_records_evaluation_and_refuses_training(layer):
+    # its sizes are traced tensors: a model traced in eval() mode (deployment) runs
+    # any batch size as the model does; training is refused with a clear error
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), layer, torch.nn.Flatten(), torch.nn.Linear(144, 2)
+    ).eval()
+    traced = torch.jit.trace(model, torch.randn(2, 3, 8, 8))
+    x = torch.randn(5, 3, 8, 8)
+    assert torch.equal(traced(x), model(x))
+    model.train()
+    with pytest.raises(RuntimeError, match="torch.jit.trace in training mode"):
+        torch.jit.trace(model, torch.randn(2, 3, 8, 8))
+    assert int(layer.calls) == 0

@@ -1,0 +1,246 @@
+"""cdropout.torch's modules and model tools: per-call streams of seeded modules and
+their state, swap_dropout and convert_mode."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ml_dtypes")
+
+import cdropout  # noqa: E402
+import cdropout.torch as ct  # noqa: E402
+
+
+def test_a_module_resumed_from_its_state_dict_draws_the_uninterrupted_masks():
+    x = torch.ones(64)
+    run = ct.Dropout(0.5, seed=11)
+    outputs = [run(x) for _ in range(5)]
+    first = ct.Dropout(0.5, seed=11)
+    for _ in range(3):
+        first(x)
+    state = first.state_dict()
+    assert int(state["calls"]) == 3
+    resumed = ct.Dropout(0.5, seed=11)
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed(x), outputs[3]) and torch.equal(resumed(x), outputs[4])
+    # the NumPy layer's stream: call k of seed s is cdropout._kernel.call_seed(s, k)
+    layer = cdropout.Dropout(0.5, seed=11)
+    assert np.array_equal(outputs[0].numpy(), layer(np.ones(64, np.float32)))
+
+
+def test_only_a_seeded_module_keeps_its_call_number_in_the_state_dict():
+    # without a seed the state_dict is torch.nn's: a checkpoint loads (strict) before
+    # and after swap_dropout, and into the torch.nn model
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(4, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2)
+        )
+
+    plain = model()
+    swapped = ct.swap_dropout(model())
+    assert list(swapped.state_dict()) == list(plain.state_dict())
+    swapped.load_state_dict(plain.state_dict())
+    plain.load_state_dict(swapped.state_dict())
+    layer = ct.Dropout(0.5, seed=3)
+    assert list(layer.state_dict()) == ["calls"]
+    layer.seed = None  # the attribute decides, whenever it is set
+    assert list(layer.state_dict()) == []
+    layer.seed = 2**64 - 1
+    assert list(layer.state_dict()) == ["calls"]
+    for seed, error in [("3", TypeError), (-1, ValueError), (2**64, ValueError)]:
+        with pytest.raises(error, match="seed must"):
+            layer.seed = seed
+    assert layer.seed == 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    "name, value, error",
+    [
+        ("p", 1.5, ValueError),
+        ("mode", "bogus", ValueError),
+        ("inplace", "y", TypeError),
+    ],
+)
+def test_a_seeded_module_with_a_bad_attribute_refuses_before_taking_a_call(
+    name, value, error
+):
+    layer = ct.Dropout(0.5, seed=3)
+    setattr(layer, name, value)
+    x = torch.ones(8)
+    with pytest.raises(error, match=name):
+        layer(x)
+    assert int(layer.calls) == 0 and torch.equal(x, torch.ones(8))
+
+
+def test_a_seeded_module_called_from_threads_gives_each_call_its_own_number():
+    # the NumPy layer's rule: 8 threads calling one module take 2,400 distinct
+    # call numbers, so 2,400 different streams (without the lock some were shared)
+    import concurrent.futures
+
+    layer, x = ct.Dropout(0.5, seed=3), torch.ones(4096)
+
+    def masks(_):
+        return [tuple(torch.nonzero(layer(x)).flatten().tolist()) for _ in range(300)]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        drawn = [mask for ms in pool.map(masks, range(8)) for mask in ms]
+    assert int(layer.calls) == 2400
+    assert len(set(drawn)) == 2400  # 4,096 elements: two streams never share a mask
+
+
+def test_swap_dropout_replaces_every_torch_dropout_and_keeps_their_settings():
+    model = torch.nn.Sequential(
+        torch.nn.Dropout(0.1),
+        torch.nn.Dropout1d(0.2, inplace=True),
+        torch.nn.Sequential(torch.nn.Dropout2d(0.3), torch.nn.Dropout3d(0.4)),
+        torch.nn.AlphaDropout(0.5),
+        torch.nn.FeatureAlphaDropout(0.6),
+    )
+    model[2].eval()
+    assert ct.swap_dropout(model) is model
+    modules = (model[0], model[1], model[2][0], model[2][1], model[3], model[4])
+    assert [type(m) for m in modules] == [
+        ct.Dropout,
+        ct.Dropout1d,
+        ct.Dropout2d,
+        ct.Dropout3d,
+        ct.AlphaDropout,
+        ct.FeatureAlphaDropout,
+    ]
+    assert [model[0].p, model[1].inplace, model[2][0].training] == [0.1, True, False]
+    assert [m.p for m in modules] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    assert type(ct.swap_dropout(torch.nn.Dropout(0.2))) is ct.Dropout
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        ct.swap_dropout("model")
+
+
+def test_convert_mode_keeps_training_and_evaluation_outputs():
+    def model(mode):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(8, 16),
+            torch.nn.ReLU(),
+            ct.Dropout(0.4, mode=mode, seed=2),
+            torch.nn.Linear(16, 4),
+            torch.nn.Unflatten(1, (4, 1, 1)),
+            ct.Dropout2d(0.25, mode=mode, seed=3),  # (N, C, 1, 1): whole channels
+            torch.nn.Flatten(),
+            torch.nn.Linear(4, 3),
+        )
+
+    x = torch.randn(5, 8, dtype=torch.float64)
+    for start, target in (("classic", "inverted"), ("inverted", "classic")):
+        before, after = model(start).double(), model(start).double()
+        bias = after[3].bias.clone()
+        assert ct.convert_mode(after, target) is after
+        assert after[2].mode == after[5].mode == target
+        assert torch.equal(after[3].bias, bias)  # biases are never rescaled
+        for train in (True, False):
+            before.train(train)
+            after.train(train)
+            for _ in range(2):
+                assert torch.allclose(before(x.reshape(5, 8)), after(x), atol=1e-12)
+
+
+def _shared_consumer():
+    # one Linear reads a dropout's output and, elsewhere, another input
+    linear = torch.nn.Linear(4, 4)
+    return torch.nn.Sequential(
+        ct.Dropout(0.5, mode="classic"), linear, torch.nn.ReLU(), linear
+    )
+
+
+def _tied_consumer():
+    # the consumer's weight is also the first layer's (tied weights)
+    first, consumer = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    consumer.weight = first.weight
+    return torch.nn.Sequential(first, ct.Dropout(0.5, mode="classic"), consumer)
+
+
+def _old_weight_norm_consumer():
+    # torch.nn.utils.weight_norm (deprecated) recomputes `weight` before each forward
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        consumer = torch.nn.utils.weight_norm(torch.nn.Linear(4, 4))
+    return torch.nn.Sequential(ct.Dropout(0.5, mode="classic"), consumer)
+
+
+def test_convert_mode_rescales_every_consumer_of_a_shared_dropout():
+    torch.manual_seed(0)
+    shared = ct.Dropout(0.5, mode="classic", seed=4)
+    layers = [torch.nn.Linear(6, 6) for _ in range(3)]
+    model = torch.nn.Sequential(layers[0], shared, layers[1], shared, layers[2])
+    model = model.double()
+    x = torch.randn(5, 6, dtype=torch.float64)
+    expected = [model(x) for _ in range(2)]
+    model.eval()
+    expected.append(model(x))
+    ct.convert_mode(model, "inverted")
+    shared.calls.zero_()
+    model.train()
+    outputs = [model(x) for _ in range(2)]
+    model.eval()
+    outputs.append(model(x))
+    for out, want in zip(outputs, expected, strict=True):
+        assert torch.allclose(out, want, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (
+            lambda: torch.nn.Sequential(
+                torch.nn.Linear(4, 4), ct.Dropout(0.5, mode="classic")
+            ),
+            "last",
+        ),
+        (
+            lambda: torch.nn.Sequential(
+                ct.Dropout(0.5, mode="classic"), torch.nn.ReLU(), torch.nn.Linear(4, 4)
+            ),
+            "ReLU",
+        ),
+        (
+            lambda: torch.nn.ModuleDict({"drop": ct.Dropout(0.5, mode="classic")}),
+            "not in an nn.Sequential",
+        ),
+        (lambda: torch.nn.Sequential(ct.Dropout(1.0), torch.nn.Linear(4, 4)), "p = 1"),
+        (lambda: _shared_consumer(), "more than one place"),
+        (lambda: _tied_consumer(), "tied weights"),
+        (
+            lambda: torch.nn.Sequential(
+                ct.Dropout(0.5, mode="classic"),
+                torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(4, 4)),
+            ),
+            "parametrization",
+        ),
+        (lambda: _old_weight_norm_consumer(), "parametrization"),
+        (
+            lambda: torch.nn.Sequential(
+                torch.nn.Linear(4, 4),
+                ct.Dropout(0.5, mode="classic"),
+                torch.nn.Linear(4, 4),
+                ct.Dropout(0.5, mode="classic"),
+                torch.nn.LazyLinear(4),
+            ),
+            "lazy",
+        ),
+    ],
+)
+def test_convert_mode_refuses_what_it_cannot_establish_and_changes_nothing(
+    build, words
+):
+    model = build()
+    target = "classic" if "p = 1" in words else "inverted"
+    state = model.state_dict()
+    lazy = torch.nn.parameter.UninitializedParameter  # (no values to compare)
+    before = {k: v.clone() for k, v in state.items() if not isinstance(v, lazy)}
+    with pytest.raises(ValueError, match=words):
+        ct.convert_mode(model, target)
+    assert list(model.state_dict()) == list(state)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    modes = {m.mode for m in model.modules() if isinstance(m, ct.Dropout)}
+    assert modes == ({"inverted"} if "p = 1" in words else {"classic"})

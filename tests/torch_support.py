@@ -1,0 +1,42 @@
+"""What the tests of cdropout.torch share: the dtypes, a tensor's bytes, the NumPy
+API's result for a tensor. Imported after pytest.importorskip("torch")."""
+
+import torch
+
+import cdropout
+from cdropout.torch import _ops
+
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+# PyTorch's own warnings, by message, where PyTorch raises them in its own code or
+# in what a test calls on purpose (the suite turns every other warning into an error):
+# its forward-mode AD scripts its decompositions with torch.jit.script on first use
+# (DeprecationWarning in 2.13, FutureWarning in 2.14)
+JIT_SCRIPT_DEPRECATED = r"ignore:`torch\.jit\.script(_method)?` is deprecated"
+# torch.jit.trace, called by the tests of traced models
+JIT_TRACE_DEPRECATED = r"ignore:`torch\.jit\.trace(_method)?` is deprecated"
+# opcheck's fake tensors read .grad of a non-leaf (2.14's meta_utils)
+OPCHECK_NON_LEAF_GRAD = (
+    r"ignore:The \.grad attribute of a Tensor that is not a leaf Tensor is being "
+    "accessed:UserWarning"
+)
+
+
+def bits(tensor):
+    """A tensor's bytes as NumPy integers (bfloat16 included), C order."""
+    view = {2: torch.int16, 4: torch.int32, 8: torch.int64}[tensor.element_size()]
+    return tensor.contiguous().view(view).numpy()
+
+
+def numpy_dropout(tensor, p, **kwargs):
+    """cdropout.dropout of the tensor's values through the NumPy API."""
+    return cdropout.dropout(_ops.as_numpy(tensor), p, **kwargs)
+
+
+def alpha_dropout(input, p=0.5, training=True, inplace=False, **kwargs):
+    """cdropout.torch.alpha_dropout in training unless told (its default, as
+    torch.nn.functional.alpha_dropout's, is evaluation): a twin of dropout's
+    signature for the tests that run both."""
+    from cdropout.torch import alpha_dropout as function
+
+    return function(input, p, training, inplace, **kwargs)
