@@ -13,6 +13,16 @@ def test_docstring_examples_run(module):
     assert attempted > 0 and failed == 0, module.__name__
 
 
+def test_docstring_examples_of_cdropout_torch_run():
+    pytest.importorskip("torch")
+    pytest.importorskip("ml_dtypes")
+    from cdropout.torch import convert, functional, modules
+
+    for module in (functional, modules, convert):
+        failed, attempted = doctest.testmod(module)
+        assert attempted > 0 and failed == 0, module.__name__
+
+
 def test_readme_python_examples_run():
     # every ```python block of the README, in order, in one namespace
     import importlib.util

@@ -281,3 +281,43 @@ def test_dropout_before_relu_is_the_same_function_to_the_bit(dtype, mode):
     y_after.backward(grad)
     y_before.backward(grad)
     assert np.array_equal(bits(after.grad), bits(before.grad))
+
+
+def _leaf():
+    return torch.ones(2, 3, 5, requires_grad=True)
+
+
+def _inference():
+    with torch.inference_mode():
+        return torch.ones(2, 3, 5)
+
+
+@pytest.mark.parametrize(
+    "make", [_leaf, lambda: torch.ones(1, 1, 5).expand(2, 3, 5), _inference],
+    ids=["leaf-requiring-grad", "expanded", "inference"],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: ct.Dropout(0.5, inplace=True).eval()(x),
+        lambda x: ct.Dropout1d(0.5, inplace=True).eval()(x),
+        lambda x: ct.AlphaDropout(0.5, inplace=True).eval()(x),
+        lambda x: ct.Dropout(0.0, inplace=True)(x),
+        lambda x: ct.dropout(x, 0.5, False, True),
+        lambda x: ct.dropout(x, 0.0, True, True),
+        lambda x: ct.alpha_dropout(x, 0.5, False, True),
+    ],
+    ids=["eval", "eval-1d", "eval-alpha", "p=0", "F-eval", "F-p=0", "F-alpha-eval"],
+)
+def test_in_place_passes_through_what_it_does_not_write(make, call):
+    # PyTorch returns the input untouched in evaluation and at p = 0, whatever the
+    # tensor (saliency maps take gradients through an eval model's dropouts)
+    x = make()
+    assert call(x) is x
+    assert torch.equal(x, torch.ones(2, 3, 5))
+
+
+def test_in_place_writes_follow_pytorchs_rules_where_they_write():
+    # classic evaluation writes x * (1 - p): a leaf that requires grad is refused there
+    with pytest.raises(RuntimeError, match="leaf"):
+        ct.Dropout(0.5, inplace=True, mode="classic").eval()(_leaf())

@@ -375,3 +375,18 @@ def test_the_registered_operators_and_the_eager_path_agree():
     assert int(torch.ops.cdropout.call_key(counter, 11)) & (2**64 - 1) == (
         cdropout._kernel.call_seed(11, 3)
     )
+
+
+def test_tensors_of_more_than_64_dimensions_give_the_bytes_of_their_values():
+    # NumPy has at most 64 axes: such a tensor that is not contiguous goes through a
+    # contiguous copy, as F.dropout takes it (it raised NumPy's error, after drawing)
+    values = torch.randn([2] + [1] * 63 + [3], dtype=torch.float64)
+    x = values.transpose(0, 64)
+    expected = ct.dropout(x.contiguous(), 0.4, seed=3)
+    for call in (ct.dropout, alpha_dropout):
+        wanted = call(x.contiguous(), 0.4, seed=3)
+        assert torch.equal(call(x, 0.4, seed=3), wanted)
+        copy = x.clone()  # (keeps x's strides)
+        assert call(copy, 0.4, seed=3, inplace=True) is copy
+        assert torch.equal(copy, wanted)
+    assert expected.shape == x.shape

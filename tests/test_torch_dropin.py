@@ -1,8 +1,8 @@
 """cdropout.torch's modules as drop-ins: the behaviours that PyTorch's own tests of its
-dropout modules check (test/test_nn.py's TestDropoutNN and TestDropoutNNDeviceType,
-on the CPU), each checked here against cdropout's module of the same name. Every test
-seeds PyTorch's generator, from which the modules draw their keys: no test is left to
-chance."""
+dropout modules check (test/nn/test_dropout.py's TestDropoutNN and
+TestDropoutNNDeviceType, on the CPU), each checked here against cdropout's module of
+the same name. Every test seeds PyTorch's generator, from which the modules draw their
+keys: no test is left to chance."""
 
 import itertools
 
@@ -28,13 +28,14 @@ SHAPES = {
 }
 
 
-@pytest.mark.parametrize("cls", [*MODULES, ct.AlphaDropout])
+@pytest.mark.parametrize("cls", [*MODULES, ct.AlphaDropout, ct.FeatureAlphaDropout])
 @pytest.mark.parametrize("p", [-0.1, 1.1])
 def test_a_probability_outside_0_1_is_a_value_error(cls, p):
     with pytest.raises(ValueError):
         cls(p)
-    with pytest.raises(ValueError):
-        ct.dropout(torch.ones(1), p)
+    for function in (ct.dropout, ct.dropout1d, ct.dropout2d, ct.dropout3d):
+        with pytest.raises(ValueError):
+            function(torch.ones(2, 2, 2), p)
 
 
 @pytest.mark.parametrize("cls", [*MODULES, ct.AlphaDropout])
@@ -212,3 +213,24 @@ def test_training_and_inplace_are_positional_as_in_torch_functional(function):
         function(x, 0.5, True, "yes")
     with pytest.raises(TypeError):  # the options beyond PyTorch's stay keyword-only
         function(x, 0.5, True, False, 1)
+
+
+@pytest.mark.parametrize(
+    ("cls", "shape"),
+    [
+        (ct.AlphaDropout, (5000,)),
+        (ct.FeatureAlphaDropout, (1000, 3, 2, 4, 5)),
+        (ct.FeatureAlphaDropout, (50, 20, 64, 64)),
+    ],
+)
+def test_alpha_dropout_keeps_the_mean_and_the_standard_deviation(cls, shape):
+    # PyTorch's _test_alpha_dropout: a zero-mean, unit-std input keeps both within
+    # 0.1 at p = 0.2, 0.5 and 0.8, and backward runs
+    values = torch.randn(shape)
+    mean, std = values.mean(), values.std()
+    for p in (0.2, 0.5, 0.8):
+        leaf = values.detach().clone().requires_grad_()
+        output = cls(p)(leaf)
+        assert abs(output.detach().mean() - mean) < 0.1
+        assert abs(output.detach().std() - std) < 0.1
+        output.backward(values)

@@ -12,6 +12,8 @@ pytest.importorskip("ml_dtypes")
 import cdropout  # noqa: E402
 import cdropout.torch as ct  # noqa: E402
 
+from torch_support import JIT_SCRIPT_DEPRECATED  # noqa: E402
+
 
 def test_a_module_resumed_from_its_state_dict_draws_the_uninterrupted_masks():
     x = torch.ones(64)
@@ -244,3 +246,117 @@ def test_convert_mode_refuses_what_it_cannot_establish_and_changes_nothing(
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     modes = {m.mode for m in model.modules() if isinstance(m, ct.Dropout)}
     assert modes == ({"inverted"} if "p = 1" in words else {"classic"})
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (ct.Dropout, torch.nn.Dropout),
+        (ct.Dropout1d, torch.nn.Dropout1d),
+        (ct.Dropout2d, torch.nn.Dropout2d),
+        (ct.Dropout3d, torch.nn.Dropout3d),
+        (ct.AlphaDropout, torch.nn.AlphaDropout),
+        (ct.FeatureAlphaDropout, torch.nn.FeatureAlphaDropout),
+    ],
+)
+def test_each_module_is_an_instance_of_the_torch_nn_module_it_replaces(ours, theirs):
+    # the MC dropout idiom and tools that find dropouts by type keep working
+    model = ct.swap_dropout(torch.nn.Sequential(torch.nn.Linear(4, 4), theirs(0.3)))
+    assert type(model[1]) is ours and isinstance(model[1], theirs)
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            module.train()
+    assert model[1].training
+    assert repr(ours(0.3, True)) == repr(theirs(0.3, True))
+
+
+def test_swap_dropout_replaces_a_module_at_every_place_it_is_registered():
+    # named_children() lists a module registered twice once: its second place stayed
+    # torch.nn's
+    shared = torch.nn.Dropout(0.2)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 2), shared, torch.nn.Linear(2, 2), shared
+    )
+    inner = torch.nn.Sequential(shared)
+    model.append(inner)
+    ct.swap_dropout(model)
+    assert type(model[1]) is ct.Dropout
+    assert model[3] is model[1] and model[4][0] is model[1]  # still one module
+
+
+def test_swap_dropout_checks_every_dropout_before_changing_any():
+    model = torch.nn.Sequential(
+        torch.nn.Dropout(0.2), torch.nn.Linear(2, 2), torch.nn.Dropout(float("nan"))
+    )
+    with pytest.raises(ValueError, match="module '2' cannot be swapped: p must"):
+        ct.swap_dropout(model)
+    assert type(model[0]) is torch.nn.Dropout  # not half swapped
+
+
+@pytest.mark.filterwarnings(JIT_SCRIPT_DEPRECATED)
+def test_torchscript_is_refused_by_name():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.2))
+    scripted = torch.jit.script(model)
+    with pytest.raises(TypeError, match="TorchScript module"):
+        ct.swap_dropout(scripted)
+    with pytest.raises(RuntimeError, match="cannot be compiled by torch.jit.script"):
+        torch.jit.script(ct.swap_dropout(model))
+
+
+def test_torch_fx_records_each_module_as_a_call_of_it():
+    # as torch.fx records torch.nn's modules: train() and eval() still switch it in
+    # the traced graph, and a seeded module keeps counting its calls
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 4),
+        ct.Dropout(0.5, seed=2),
+        torch.nn.Unflatten(1, (4, 1, 1)),
+        ct.Dropout2d(0.3),
+    )
+    traced = torch.fx.symbolic_trace(model)
+    targets = [n.target for n in traced.graph.nodes if n.op == "call_module"]
+    assert targets == ["0", "1", "2", "3"]
+    x = torch.randn(3, 4)
+    model.eval()
+    traced.eval()
+    assert torch.equal(traced(x), model[0](x).reshape(3, 4, 1, 1))
+    traced.train()
+    traced(x)
+    assert int(traced.get_submodule("1").calls) == 1
+    # the functions are recorded as calls too (torch_function dispatch)
+    graph = torch.fx.symbolic_trace(lambda t: ct.dropout(t, 0.5, seed=1)).graph
+    assert any(n.target is ct.dropout for n in graph.nodes)
+
+
+class _Noisy(torch.utils.data.Dataset):
+    """A dataset whose items go through a seeded dropout module."""
+
+    def __init__(self):
+        self.dropout = ct.Dropout(0.5, seed=11)
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return self.dropout(torch.ones(64))
+
+
+def _reseed_worker(worker_id):
+    # the README's fix: each worker's module gets its own seed (PyTorch's per-worker
+    # seed), as PyTorch's docs do for NumPy's seeds
+    info = torch.utils.data.get_worker_info()
+    info.dataset.dropout.seed = info.seed
+
+
+def test_forked_workers_repeat_each_others_masks_unless_reseeded():
+    import multiprocessing
+
+    def masks(**kwargs):
+        loader = torch.utils.data.DataLoader(
+            _Noisy(), batch_size=1, num_workers=2,
+            multiprocessing_context=multiprocessing.get_context("fork"), **kwargs,
+        )  # fmt: skip
+        return {tuple(batch[0].tolist()) for batch in loader}
+
+    assert len(masks()) == 4  # each worker starts from calls = 0: repeated masks
+    assert len(masks(worker_init_fn=_reseed_worker)) == 8

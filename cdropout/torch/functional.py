@@ -381,8 +381,8 @@ def _run(variant, input, p, training, inplace, mode, seed, generator, offset,
     if spec is FEATURES_NEEDED:
         if drawing:  # aten's feature noise refuses it, and only then
             raise RuntimeError(
-                "input must have at least 2 dimensions for feature (channel) dropout, "
-                f"got a {input.dim()}-D input"
+                "Feature dropout requires at least 2 dimensions in the input (whole "
+                f"channels of (N, C, ...) are dropped), got a {input.dim()}-D input"
             )
         spec = None
     noise = noise_list(spec, input)

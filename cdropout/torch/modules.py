@@ -38,6 +38,11 @@ class _CallKeys:
                 f"calls must be a 0-d int64 tensor, got {calls!r}: the module's "
                 "call counter"
             )
+        if calls.is_meta:
+            raise RuntimeError(
+                "calls is on the meta device, where it has no value: materialise the "
+                "module (to_empty(), then load its state_dict) before a training call"
+            )
         if calls.is_cpu and _state.eager(calls) and int(calls) < 0:
             raise ValueError(
                 f"calls must be a non-negative call number, got {int(calls)}"
@@ -114,7 +119,7 @@ class _Module:
             extra += f", noise_shape={self.noise_shape}"
         return extra
 
-    def forward(self, input):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         if _state.fx_proxy(input):  # recorded as torch.fx records torch.nn's modules
             return _state.record_module_call(self, input)
         options = {"seed": None if self.seed is None else _CallKeys(self)}
