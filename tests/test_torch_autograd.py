@@ -321,3 +321,20 @@ def test_in_place_writes_follow_pytorchs_rules_where_they_write():
     # classic evaluation writes x * (1 - p): a leaf that requires grad is refused there
     with pytest.raises(RuntimeError, match="leaf"):
         ct.Dropout(0.5, inplace=True, mode="classic").eval()(_leaf())
+
+
+def test_a_tensor_leaked_from_a_finished_transform_is_taken_as_its_value():
+    # autograd.Function.apply unwraps such "dead" torch.func wrappers; the eager path,
+    # which skips PyTorch's Python apply, unwraps the input itself
+    leaked = []
+
+    def loss(a):
+        doubled = a * 2
+        leaked.append(doubled)
+        return doubled.sum()
+
+    x = torch.randn(50, requires_grad=True)
+    torch.func.grad(loss)(x)
+    y = ct.dropout(leaked[0], 0.5, seed=1)
+    assert torch.equal(y, ct.dropout(x.detach() * 2, 0.5, seed=1))
+    assert y.requires_grad

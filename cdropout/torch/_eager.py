@@ -120,11 +120,19 @@ DROPOUT = _pair("CdropoutDropout", _dropout_work, _dropout_derivative)
 ALPHA = _pair("CdropoutAlphaDropout", _alpha_work, _alpha_derivative)
 
 
+# the plain Functions' apply, without PyTorch's Python layer (_state.plain_apply)
+PLAIN_APPLY = {
+    False: _state.plain_apply(DROPOUT["plain"]),
+    True: _state.plain_apply(ALPHA["plain"]),
+}
+
+
 def apply(alpha, input, *arguments):
     """The variant's Function applied to `input` (arguments as _pair's): the plain one
     where only autograd sees the call, the transformable one otherwise."""
-    family = "plain" if _state.plain_autograd() else "transformable"
-    return (ALPHA if alpha else DROPOUT)[family].apply(input, *arguments)
+    if _state.plain_autograd():
+        return PLAIN_APPLY[alpha](input, *arguments)
+    return (ALPHA if alpha else DROPOUT)["transformable"].apply(input, *arguments)
 
 
 def work(alpha, input, *arguments):

@@ -2,6 +2,7 @@
 between the two dropout conventions by rescaling the weights that read dropped units."""
 
 from collections import Counter
+from typing import TypeVar
 
 import torch
 
@@ -23,8 +24,10 @@ CONSUMERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 # layers between a dropout and its consumer that pass each unit through unchanged
 TRANSPARENT = (torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity)
 
+Model = TypeVar("Model", bound=torch.nn.Module)
 
-def swap_dropout(model: torch.nn.Module) -> torch.nn.Module:
+
+def swap_dropout(model: Model) -> Model:
     """Replace, in place, every torch.nn Dropout, Dropout1d/2d/3d, AlphaDropout and
     FeatureAlphaDropout of `model` (and `model` itself, if it is one) by cdropout's,
     with the same p, inplace and training flag; return the model.
@@ -88,7 +91,7 @@ def _swapped(path, module):
     return new
 
 
-def convert_mode(model: torch.nn.Module, to_mode: str) -> torch.nn.Module:
+def convert_mode(model: Model, to_mode: str) -> Model:
     """Convert a model between the dropout conventions, in place; return it.
 
     For each cdropout Dropout (1d, 2d, 3d) module of another mode, the layer that

@@ -515,7 +515,7 @@ def _common_call(input, p, training, inplace, mode, seed):
     if autograd:
         key = seed if seed is not None else _LaterKey(None, None)
         arguments = (p, mode, 0, _ops.TORCH_THREADS, [])
-        return _eager.DROPOUT["plain"].apply(input, key, *arguments)
+        return _eager.PLAIN_APPLY[False](input, key, *arguments)
     out = input if inplace else _ops.empty_like(input)
     # last: nothing is drawn for a declined call, nor before the output exists
     key = draw_key(None, None, True) if seed is None else seed
@@ -611,54 +611,82 @@ def dropout(
                 n_threads, noise_shape)  # fmt: skip
 
 
-def _channel_function(variant, summary):
+def _channels(variant, input, p, training, inplace, mode, seed, generator, offset,
+              n_threads):  # fmt: skip
     """A channel (feature) dropout of torch.nn.functional's, by cdropout's kernel."""
-
-    def function(
-        input: torch.Tensor,
-        p: float = 0.5,
-        training: bool = True,
-        inplace: bool = False,
-        *,
-        mode: str = "inverted",
-        seed: Any = None,
-        generator: torch.Generator | None = None,
-        offset: int = 0,
-        n_threads: int | None = None,
-    ) -> torch.Tensor:
-        if has_torch_function_unary(input):
-            return handle_torch_function(
-                function, (input,), input, p, training, inplace, mode=mode,
-                seed=seed, generator=generator, offset=offset, n_threads=n_threads,
-            )  # fmt: skip
-        return _run(variant, input, p, training, inplace, mode, seed, generator,
-                    offset, n_threads, None)  # fmt: skip
-
-    function.__name__ = function.__qualname__ = variant.name
-    function.__doc__ = summary + (
-        "\n\n    Arguments as for dropout() (no noise_shape: the channels give it), "
-        f"and torch.nn.functional.{variant.name}'s\n    checks and warnings for "
-        "the input's rank. The mask has one decision per channel:\n    the stream "
-        "element of channel (n, c) is n * C + c, plus `offset`.\n"
-    )
-    return function
+    if has_torch_function_unary(input):
+        return handle_torch_function(
+            _CHANNEL_FUNCTIONS[variant.name], (input,), input, p, training, inplace,
+            mode=mode, seed=seed, generator=generator, offset=offset,
+            n_threads=n_threads,
+        )  # fmt: skip
+    return _run(variant, input, p, training, inplace, mode, seed, generator, offset,
+                n_threads, None)  # fmt: skip
 
 
-dropout1d = _channel_function(
-    DROPOUT1D,
-    "Drop whole channels of (N, C, L) or (C, L) inputs "
-    "(torch.nn.functional.dropout1d).",
-)
-dropout2d = _channel_function(
-    DROPOUT2D,
-    "Drop whole channels of (N, C, H, W) inputs (torch.nn.functional.dropout2d; a 3-D "
-    "input is read as (N, C, L), as PyTorch reads it).",
-)
-dropout3d = _channel_function(
-    DROPOUT3D,
-    "Drop whole channels of (N, C, D, H, W) or (C, D, H, W) inputs "
-    "(torch.nn.functional.dropout3d).",
-)
+def dropout1d(
+    input: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+    *,
+    mode: str = "inverted",
+    seed: Any = None,
+    generator: torch.Generator | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+) -> torch.Tensor:
+    """Drop whole channels of (N, C, L) or (C, L) inputs, as
+    torch.nn.functional.dropout1d (and its error for other ranks). Arguments as for
+    dropout(); the mask has one decision per channel, the stream element of channel
+    (n, c) being n * C + c, plus `offset`."""
+    return _channels(DROPOUT1D, input, p, training, inplace, mode, seed, generator,
+                     offset, n_threads)  # fmt: skip
+
+
+def dropout2d(
+    input: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+    *,
+    mode: str = "inverted",
+    seed: Any = None,
+    generator: torch.Generator | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+) -> torch.Tensor:
+    """Drop whole channels of (N, C, H, W) inputs, as torch.nn.functional.dropout2d
+    (and its warnings for other ranks; a 3-D input is read as (N, C, L), as PyTorch
+    reads it). Arguments and stream as for dropout1d()."""
+    return _channels(DROPOUT2D, input, p, training, inplace, mode, seed, generator,
+                     offset, n_threads)  # fmt: skip
+
+
+def dropout3d(
+    input: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+    *,
+    mode: str = "inverted",
+    seed: Any = None,
+    generator: torch.Generator | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+) -> torch.Tensor:
+    """Drop whole channels of (N, C, D, H, W) or (C, D, H, W) inputs, as
+    torch.nn.functional.dropout3d (and its warnings for other ranks). Arguments and
+    stream as for dropout1d()."""
+    return _channels(DROPOUT3D, input, p, training, inplace, mode, seed, generator,
+                     offset, n_threads)  # fmt: skip
+
+
+_CHANNEL_FUNCTIONS = {
+    "dropout1d": dropout1d,
+    "dropout2d": dropout2d,
+    "dropout3d": dropout3d,
+}
 
 
 def alpha_dropout(

@@ -4,6 +4,8 @@ replaces (code that finds dropouts with isinstance keeps finding them), and its 
 is one call of the functional API, as torch.nn's modules make one."""
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -77,9 +79,13 @@ class _Module:
     counter, and one call of `function` (a functional of cdropout.torch) in forward.
     First in each module's bases, before the torch.nn class it stands in for."""
 
-    function = staticmethod(functional.dropout)
+    function: Callable[..., torch.Tensor] = staticmethod(functional.dropout)
     has_mode = True  # the alpha variants have one convention
     has_noise = True  # the channel variants take their noise from the input's rank
+    # set by the torch.nn module the class stands in for
+    p: float
+    inplace: bool
+    training: bool
 
     def _setup(self, p, inplace, mode, seed, noise_shape):
         p = functional.probability(p)
@@ -122,7 +128,9 @@ class _Module:
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if _state.fx_proxy(input):  # recorded as torch.fx records torch.nn's modules
             return _state.record_module_call(self, input)
-        options = {"seed": None if self.seed is None else _CallKeys(self)}
+        options: dict[str, Any] = {
+            "seed": None if self.seed is None else _CallKeys(self)
+        }
         if self.has_mode:
             options["mode"] = self.mode
         if self.has_noise:
