@@ -28,9 +28,11 @@ def test_readme_python_examples_run():
     import importlib.util
     import pathlib
     import re
+    import textwrap
 
     readme = pathlib.Path(__file__).parent.parent / "README.md"
     blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    blocks = [textwrap.dedent(block) for block in blocks]  # (in list items)
     assert len(blocks) >= 3
     namespace = {}
     has_dask = importlib.util.find_spec("dask") is not None
