@@ -2,8 +2,8 @@
 under torch.device("meta")), default-device contexts (which never reach CPU calls),
 and tensors on devices other than the CPU, which get PyTorch's own dropout there, in
 the call's convention. No GPU here: the other-device route is taken by CPU tensors
-with the kernel's device test turned off (functional.runs_on_kernel); the device
-machine runs a swapped model on a GPU (bench/gpu_check.py)."""
+with the kernel's device test turned off (functional.runs_on_kernel); .ci/gpu_check.py
+runs a swapped model on a GPU where one is lent."""
 
 import pytest
 
