@@ -3,7 +3,7 @@
 Environment switches:
   CDROPOUT_NO_OPENMP=1  build without OpenMP (serial; identical results)
   CDROPOUT_DEBUG=1      Cython boundscheck/wraparound on, -O0 -g
-Never -march=native (the wheel must run on any x86-64: _xorshift.h dispatches at run
+Never -march=native (the wheel must run on any x86-64: src/paths.h dispatches at run
 time) and never -ffast-math (it would break bit-for-bit equality with the reference).
 
 Compilers: gcc builds every ISA path (SSE2/AVX2/AVX-512, chosen at run time); clang
@@ -13,6 +13,7 @@ extensions). A compiler that cannot compile and link an OpenMP program fails the
 saying how to build serially; the probe is never run, so cross-compiling works.
 """
 
+import glob
 import os
 import shutil
 import sys
@@ -104,19 +105,11 @@ else:
 extension = Extension(
     "cdropout._kernel",
     ["cdropout/_kernel.pyx"],
-    include_dirs=[np.get_include(), "cdropout"],
+    include_dirs=[np.get_include(), "cdropout/src"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
-    depends=[
-        "cdropout/_xorshift.h",
-        "cdropout/_lanes.h",
-        "cdropout/_select.h",
-        "cdropout/_gauss.h",
-        "cdropout/_bfloat16.h",
-        "cdropout/_float16.h",
-        "cdropout/_kernel.pxd",
-    ],
+    depends=[*sorted(glob.glob("cdropout/src/*.h")), "cdropout/_kernel.pxd"],
 )
 
 setup(

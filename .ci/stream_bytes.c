@@ -1,6 +1,7 @@
 /*
- * The kernel's bytes, machine to machine: every block loop of the kernel's headers
- * (raw words, keep mask, float32/float64/float16/bfloat16 dropout, Gaussian deviates) on
+ * The kernel's bytes, machine to machine: every block loop of the kernel's path table
+ * (src/paths.h: raw words, keep mask, float32/float64/float16/bfloat16 dropout, the
+ * mask-driven select and affine loops, Gaussian deviates) on
  * fixed keys, offsets and values, written to stdout. .ci/cross_machine runs it on each
  * ISA path of this x86-64 machine and, cross-compiled, on arm64 under qemu: the
  * determinism contract says all outputs are the same bytes.
@@ -10,9 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "_bfloat16.h"
-#include "_float16.h"
-#include "_xorshift.h"
+#include "paths.h"
 
 #define N (3 * CDR_BLOCK + 77) /* three blocks and a cut one */
 
@@ -36,12 +35,12 @@ static double value(int64_t k)
 
 int main(int argc, char **argv)
 {
-    const cdr_kernels *path = cdr_select_isa(argc > 1 ? atoi(argv[1]) : 0);
-    cdr_float16_init();
+    const cdr_path *path =
+        cdr_select_path(argc > 1 ? atoi(argv[1]) : 0, cdr_probe_cpu().best_path);
     static uint32_t words[N + 2];
     static uint8_t mask[N];
-    static float f32[N], out32[N];
-    static double f64[N], out64[N], z[N];
+    static float f32[N], out32[N], sel32[N], aff32[N];
+    static double f64[N], out64[N], sel64[N], aff64[N], z[N];
     static uint16_t f16[N], out16[N], bf16[N], outbf[N];
     for (int64_t k = 0; k < N; k++) {
         f64[k] = value(k);
@@ -67,15 +66,24 @@ int main(int argc, char **argv)
                     path->drop_f32(f32 + at, out32 + at, key, first, n, threshold,
                                    (float)scale);
                     path->drop_f64(f64 + at, out64 + at, key, first, n, threshold, scale);
-                    cdr_drop_f16(path, (const cdr_f16_word *)(f16 + at),
-                                 (cdr_f16_word *)(out16 + at), key, first, n, threshold,
-                                 (float)scale);
-                    cdr_drop_bf16(path, bf16 + at, outbf + at, key, first, n, threshold,
-                                  (float)scale);
+                    cdr_drop_through_f32(path, path->widen_f16, path->narrow_f16, f16 + at,
+                                         out16 + at, key, first, n, threshold, (float)scale);
+                    cdr_drop_through_f32(path, path->widen_bf16, path->narrow_bf16,
+                                         bf16 + at, outbf + at, key, first, n, threshold,
+                                         (float)scale);
                     at += n;
                 }
+                /* the mask-driven loops, on this mask: a select and an affine map */
+                path->select_f32(f32, sel32, mask, N, (float)scale);
+                path->select_f64(f64, sel64, mask, N, scale);
+                path->affine_f32(f32, aff32, mask, N, 1.5f, -0.25f, -1.75f);
+                path->affine_f64(f64, aff64, mask, N, 1.5, -0.25, -1.75);
                 emit(words, N * sizeof *words);
                 emit(mask, sizeof mask);
+                emit(sel32, sizeof sel32);
+                emit(sel64, sizeof sel64);
+                emit(aff32, sizeof aff32);
+                emit(aff64, sizeof aff64);
                 emit(out32, sizeof out32);
                 emit(out64, sizeof out64);
                 emit(out16, sizeof out16);

@@ -1,4 +1,4 @@
-"""bfloat16 in NumPy as its 16-bit words: the twin of cdropout/_bfloat16.h.
+"""bfloat16 in NumPy as its 16-bit words: the twin of cdropout/src/half_floats.h.
 
 bfloat16 is the upper half of a float32. NumPy has no such dtype of its own; arrays of
 ml_dtypes.bfloat16 (JAX's NumPy type) are recognised by their dtype's name, and

@@ -1,17 +1,32 @@
-# Declarations of _xorshift.h (and the _lanes.h and _gauss.h paths it builds), kept
-# identical to it.
+# Declarations of the C sources in cdropout/src (paths.h and the headers it includes),
+# kept identical to them.
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
-cdef extern from "_xorshift.h" nogil:
+cdef extern from "half_floats.h" nogil:
+    ctypedef struct cdr_f16_word:
+        uint16_t bits
+
+
+cdef extern from "stream.h" nogil:
     enum:
         CDR_BLOCK
         CDR_LANES
+
+    uint64_t cdr_key(uint64_t seed) noexcept
+    uint64_t cdr_call_seed(uint64_t seed, uint64_t counter) noexcept
+
+
+cdef extern from "paths.h" nogil:
+    enum:
         CDR_ISA_BASELINE
         CDR_ISA_AVX2
         CDR_ISA_AVX512
 
-    ctypedef struct cdr_kernels:
+    ctypedef void (*cdr_widen_fn)(const uint16_t *src, float *dst, int64_t n) noexcept nogil
+    ctypedef void (*cdr_narrow_fn)(const float *src, uint16_t *dst, int64_t n) noexcept nogil
+
+    ctypedef struct cdr_path:
         const char *name
         void (*drop_f32)(const float *src, float *dst, uint64_t key, uint64_t first,
                          int64_t n, uint32_t threshold, float scale) noexcept nogil
@@ -26,37 +41,28 @@ cdef extern from "_xorshift.h" nogil:
                           uint32_t threshold, double scale) noexcept nogil
         void (*gauss_fill)(const uint32_t *words, uint64_t first, int64_t n,
                            double *z) noexcept nogil
+        void (*select_f32)(const float *src, float *dst, const uint8_t *keep, int64_t n,
+                           float scale) noexcept nogil
+        void (*select_f64)(const double *src, double *dst, const uint8_t *keep,
+                           int64_t n, double scale) noexcept nogil
+        void (*affine_f32)(const float *src, float *dst, const uint8_t *keep, int64_t n,
+                           float a, float b, float c) noexcept nogil
+        void (*affine_f64)(const double *src, double *dst, const uint8_t *keep,
+                           int64_t n, double a, double b, double c) noexcept nogil
+        cdr_widen_fn widen_bf16
+        cdr_narrow_fn narrow_bf16
+        cdr_widen_fn widen_f16
+        cdr_narrow_fn narrow_f16
 
-    uint64_t cdr_key(uint64_t seed) noexcept
-    uint64_t cdr_call_seed(uint64_t seed, uint64_t counter) noexcept
-    int cdr_best_isa() noexcept
+    ctypedef struct cdr_cpu_info:
+        int best_path
+        int prefetch_far
+
+    cdr_cpu_info cdr_probe_cpu() noexcept
+    const cdr_path *cdr_select_path(int requested, int best) noexcept
     int cdr_prefetch_far  # how the out-of-cache loop prefetches (set at import)
     int64_t cdr_prefetch_near
-    int cdr_vendor_prefetch_far() noexcept
-    const cdr_kernels *cdr_select_isa(int requested) noexcept
-
-
-cdef extern from "_bfloat16.h" nogil:
-    void cdr_drop_bf16(const cdr_kernels *path, const uint16_t *src, uint16_t *dst,
-                       uint64_t key, uint64_t first, int64_t n, uint32_t threshold,
-                       float scale) noexcept
-
-
-cdef extern from "_float16.h" nogil:
-    ctypedef struct cdr_f16_word:
-        uint16_t bits
-    void cdr_float16_init() noexcept
-    void cdr_drop_f16(const cdr_kernels *path, const cdr_f16_word *src, cdr_f16_word *dst,
-                      uint64_t key, uint64_t first, int64_t n, uint32_t threshold,
-                      float scale) noexcept
-
-
-cdef extern from "_select.h" nogil:
-    void cdr_select_f32(const float *src, float *dst, const uint8_t *keep, int64_t n,
-                        float scale) noexcept
-    void cdr_select_f64(const double *src, double *dst, const uint8_t *keep, int64_t n,
-                        double scale) noexcept
-    void cdr_affine_f32(const float *src, float *dst, const uint8_t *keep, int64_t n,
-                        float a, float b, float c) noexcept
-    void cdr_affine_f64(const double *src, double *dst, const uint8_t *keep, int64_t n,
-                        double a, double b, double c) noexcept
+    void cdr_drop_through_f32(const cdr_path *path, cdr_widen_fn widen, cdr_narrow_fn narrow,
+                              const uint16_t *src, uint16_t *dst, uint64_t key,
+                              uint64_t first, int64_t n, uint32_t threshold,
+                              float scale) noexcept

@@ -1,6 +1,7 @@
-"""The compiled layer of cdropout: nogil block loops over the C paths of _xorshift.h, and
-thin ``def`` entry points that trust their caller, cdropout.functional, to have validated
-every argument (dtypes, sizes, layout, ranges) before the first byte is written.
+"""The compiled layer of cdropout: nogil block loops over the ISA path table of
+src/paths.h, and thin ``def`` entry points that trust their caller, cdropout.functional,
+to have validated every argument (dtypes, sizes, layout, ranges) before the first byte is
+written.
 """
 import functools
 
@@ -25,24 +26,19 @@ cdef Py_ssize_t PARALLEL_MIN = 1 << 15
 # The work runs in chunks of at least this many elements (a multiple of CDR_BLOCK), the GIL
 # taken back between them to check for Ctrl-C: about a millisecond per thread per chunk.
 cdef Py_ssize_t CHUNK_PER_THREAD = 1 << 22
-# Calls of at most this many bytes run whole blocks two at a time (see cdr_drop2 in
-# _lanes.h): faster in cache, slower once the array streams from memory. Measured in
-# place on this project's AMD machine (32 MiB L3): float32 pairs win up to 16 MiB and lose
-# at 40 MiB.
+# Calls of at most this many bytes run whole blocks two at a time (cdr_drop2 in
+# xoshiro_loops.inc.h): faster in cache, slower once the array streams from memory
+# (bench/NOTES.md, "Two blocks at once").
 cdef Py_ssize_t PAIR_MAX_BYTES = 16 << 20
-# Into a separate output, with the near prefetch (which the pairs lack: prefetching there
-# made them slower), pairs win only below this many bytes of input. Measured on this
-# project's Intel Xeon (2 MiB of L2 a core), one thread, against the single-block loop:
-# float64 at 800 KB 1.13x the floor against 1.45x; float32 at 1 MiB 1.45x against 1.25x,
-# at 4 MB 1.27-1.42x against 0.99x. AMD keeps the rule above, as measured there.
+# The same, into a separate output with the near prefetch, which the pairs lack.
 cdef Py_ssize_t PAIR_MAX_BYTES_SEPARATE = 1 << 20
 
-# The ISA path, chosen once at import by cdropout._config (the best the CPU runs, capped by
-# CDROPOUT_ISA) and never changed afterwards.
-cdef const cdr_kernels *_path = cdr_select_isa(CDR_ISA_AVX512)
-cdr_float16_init()
+# The CPU, probed once; the ISA path in use, the best it runs until cdropout._runtime
+# applies CDROPOUT_ISA at import (and benchmarks switch it with _runtime.isa()).
+cdef cdr_cpu_info _cpu = cdr_probe_cpu()
+cdef const cdr_path *_path = cdr_select_path(CDR_ISA_AVX512, _cpu.best_path)
 
-# Set in a child process forked after import (by cdropout._threads): GNU OpenMP hangs in
+# Set in a child process forked after import (by cdropout._runtime): GNU OpenMP hangs in
 # a forked child's first parallel region, so such a child runs serially.
 cdef bint _in_forked_child = False
 
@@ -51,7 +47,7 @@ cdef bint _in_forked_child = False
 # bfloat16 from then on; -1 (no type) before.
 cdef int _bfloat16_type = -1
 
-# Set once at import by cdropout._threads: the CPUs this process may use (the default
+# Set once at import by cdropout._runtime: the CPUs this process may use (the default
 # thread count's cap) and the most threads any call starts.
 cdef int _usable_cpus = 1
 cdef int _max_threads = 1
@@ -87,11 +83,13 @@ cdef inline void _run_block(const element *src, element *dst,  # OUT: dst
     elif element is double:
         _path.drop_f64(src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold, scale)
     elif element is uint16_t:
-        cdr_drop_bf16(_path, src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold,
-                      <float>scale)
+        cdr_drop_through_f32(_path, _path.widen_bf16, _path.narrow_bf16, src + at,
+                             dst + at, key, lo, <int64_t>(hi - lo), threshold,
+                             <float>scale)
     elif element is cdr_f16_word:
-        cdr_drop_f16(_path, src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold,
-                     <float>scale)
+        cdr_drop_through_f32(_path, _path.widen_f16, _path.narrow_f16,
+                             <const uint16_t *>(src + at), <uint16_t *>(dst + at), key, lo,
+                             <int64_t>(hi - lo), threshold, <float>scale)
     elif element is uint8_t:
         _path.mask(dst + at, key, lo, <int64_t>(hi - lo), threshold)
     else:
@@ -106,9 +104,8 @@ cdef void _run_blocks(const element *src, element *dst,  # OUT: dst
     # nothing in the result.
     # Blocks go by pairs, so that cache-resident dropout can interleave two whole blocks.
     # A static schedule gives each thread the same share of the array call after call, so
-    # a cache-resident array stays in the caches of the cores that use it. Measured on 2
-    # cores, 1e6 float32 in place, calls back to back: static 33 us, guided 53 us, dynamic
-    # (2 pairs a chunk) 82 us, 1 thread 62 us.
+    # a cache-resident array stays in the caches of the cores that use it
+    # (bench/NOTES.md, "Schedule").
     cdef uint64_t first_block = offset // CDR_BLOCK
     cdef Py_ssize_t n_blocks = <Py_ssize_t>((offset + <uint64_t>n - 1) // CDR_BLOCK
                                             - first_block) + 1
@@ -405,9 +402,9 @@ cdef inline void _broadcast_row(const floating *src, floating *dst,  # OUT: dst
             for j in range(inner):
                 d[j] = 0.0  # +0.0, whatever s held
     elif floating is float:
-        cdr_select_f32(s, d, keep + at, inner, scale)
+        _path.select_f32(s, d, keep + at, inner, scale)
     else:
-        cdr_select_f64(s, d, keep + at, inner, scale)
+        _path.select_f64(s, d, keep + at, inner, scale)
 
 
 cdef void _broadcast_rows(const floating *src, floating *dst,  # OUT: dst
@@ -416,8 +413,7 @@ cdef void _broadcast_rows(const floating *src, floating *dst,  # OUT: dst
                           const Py_ssize_t *mask_strides, Py_ssize_t n_outer,
                           floating scale, int n_threads) noexcept nogil:
     # Rows are independent, so threads split them (a static schedule, as the dropout
-    # loops); measured on a 16-core Xeon, Dropout2d on one thread had made a 16-thread
-    # convolutional training step 1.74x slower than without dropout.
+    # loops): on one thread, Dropout2d held back many-threaded convolutional steps.
     cdef Py_ssize_t r
     if n_threads > rows:
         n_threads = <int>rows
@@ -477,18 +473,18 @@ def affine_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray keep, double a, do
     cdef const uint8_t *mask = <const uint8_t *>cnp.PyArray_DATA(keep)
     if cnp.PyArray_TYPE(src) == cnp.NPY_FLOAT32:
         with nogil:
-            cdr_affine_f32(<const float *>cnp.PyArray_DATA(src),
-                           <float *>cnp.PyArray_DATA(dst), mask, n, <float>a, <float>b,
-                           <float>c)
+            _path.affine_f32(<const float *>cnp.PyArray_DATA(src),
+                             <float *>cnp.PyArray_DATA(dst), mask, n, <float>a, <float>b,
+                             <float>c)
     else:
         with nogil:
-            cdr_affine_f64(<const double *>cnp.PyArray_DATA(src),
-                           <double *>cnp.PyArray_DATA(dst), mask, n, a, b, c)
+            _path.affine_f64(<const double *>cnp.PyArray_DATA(src),
+                             <double *>cnp.PyArray_DATA(dst), mask, n, a, b, c)
 
 
 def gauss_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray words, cnp.ndarray z,
                uint64_t first, double sigma):
-    """dst = src * (1 + sigma z), z the stream's standard normal deviates (_gauss.h).
+    """dst = src * (1 + sigma z), z the stream's standard normal deviates (src/gauss.h).
 
     Trusts its caller: src and dst are native, aligned, C-contiguous float32 or float64
     arrays of one dtype and size n, the same array or disjoint; words holds the stream's
@@ -603,20 +599,27 @@ def call_seed(uint64_t seed, uint64_t counter):
 def use_isa(int level):
     """Use the best ISA path the CPU runs, at most `level`; return its name.
 
-    Called once, at import, by cdropout._config.
+    For cdropout._runtime: at import (CDROPOUT_ISA), and in its isa() context manager.
+    Every path gives the same bytes.
     """
     global _path
-    _path = cdr_select_isa(level)
+    _path = cdr_select_path(level, _cpu.best_path)
     return _path.name.decode()
+
+
+def isa_level():
+    """The level of the ISA path in use (a value of ISA_LEVELS)."""
+    return next(level for name, level in ISA_LEVELS.items()
+                if name == _path.name.decode())
 
 
 def use_prefetch(str kind):
     """Prefetch the source "far" (prefetchnta, half a block), "near" (prefetcht1, 4 KB)
     or as the CPU's vendor wants ("auto"); return the kind in use. At import, by
-    cdropout._config (CDROPOUT_PREFETCH); the bytes never depend on it."""
+    cdropout._runtime (CDROPOUT_PREFETCH); the bytes never depend on it."""
     global cdr_prefetch_far
     if kind == "auto":
-        cdr_prefetch_far = cdr_vendor_prefetch_far()
+        cdr_prefetch_far = _cpu.prefetch_far
     else:
         cdr_prefetch_far = kind == "far"
     return prefetch_kind()
@@ -640,7 +643,7 @@ def isa_path():
 
 def best_isa():
     """The name of the best ISA path this CPU runs."""
-    return cdr_select_isa(cdr_best_isa()).name.decode()
+    return cdr_select_path(_cpu.best_path, _cpu.best_path).name.decode()
 
 
 def openmp_enabled():

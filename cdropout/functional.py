@@ -318,7 +318,7 @@ def gaussian_dropout(
     Each element is multiplied by ``1 + sigma z``, ``sigma = sqrt(p / (1 - p))``, with z
     a standard normal deviate made from the stream: Box-Muller on the words of the
     element pair (2k, 2k+1) holding it, with polynomial log, sin and cos that the
-    reference repeats exactly (see cdropout/_gauss.h). The mean and the variance of
+    reference repeats exactly (see cdropout/src/gauss.h). The mean and the variance of
     dropout with the same p are kept. Evaluation is the identity.
 
     Parameters

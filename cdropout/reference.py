@@ -1,7 +1,7 @@
 """The pure NumPy twin of the kernel: the same stream, the same arithmetic, readable.
 
 Every result of cdropout.dropout and cdropout.dropout_mask equals this module's byte for
-byte. The stream (written out in cdropout/_xorshift.h too):
+byte. The stream (docs/stream.md; in C, cdropout/src/stream.h):
 
     key        = mix64(seed + GAMMA)                  mix64: splitmix64's finaliser
     block      = (offset + flat C index) // BLOCK
@@ -225,7 +225,7 @@ _COS_COEF = [-1.0 / 6402373705728000.0, 1.0 / 20922789888000.0, -1.0 / 871782912
 
 
 def _log_unit(u):
-    """ln u for u in (0, 1], as _gauss.h computes it: frexp, then 2 atanh(s)."""
+    """ln u for u in (0, 1], as src/gauss.h computes it: frexp, then 2 atanh(s)."""
     m, e = np.frexp(u)
     small = m < _SQRT_HALF
     m = np.where(small, m * 2.0, m)
@@ -239,7 +239,7 @@ def _log_unit(u):
 
 
 def _sincos_turn(w):
-    """sin and cos of 2 pi w / 2**32, as _gauss.h computes them."""
+    """sin and cos of 2 pi w / 2**32, as src/gauss.h computes them."""
     n = (w.astype(np.uint64) + np.uint64(1 << 29)) >> np.uint64(30)
     f = (w.astype(np.int64) - n.astype(np.int64) * (1 << 30)) / 1073741824.0
     psi = f * _HALF_PI

@@ -1,7 +1,9 @@
 /*
- * One ISA path of the per-block loops, a template: _xorshift.h includes it once per path
+ * One ISA path of the xoshiro stream's block loops (raw words, keep mask, float32 and
+ * float64 dropout, two blocks at once), a template: paths.h includes it once per path
  * with CDR_PATH (the name suffix) and CDR_VW (32-bit lanes per hardware vector) defined.
- * The sixteen xoshiro128++ lanes of a block are CDR_LANES / CDR_VW GNU C vectors.
+ * The sixteen xoshiro128++ lanes of a block (stream.h) are CDR_LANES / CDR_VW GNU C
+ * vectors.
  */
 #define P_(name) CDR_CAT(name, CDR_PATH)
 #define NV (CDR_LANES / CDR_VW) /* vectors per step */
@@ -46,11 +48,10 @@ static inline __attribute__((always_inline)) void P_(cdr_next_)(P_(cdr_state_) *
         const u32v sum = a + d;
         out[v] = ((sum << 7) | (sum >> 25)) + a;
         /* xoshiro128's update (c ^= a; d ^= b; b ^= c; a ^= d; c ^= b << 9;
-         * d = rotl(d, 11)) as three-input XORs, which AVX-512 does in one instruction
-         * each (vpternlogd): two instructions fewer per step. Each old word is last read
-         * where the word that replaces it is made (b << 9 is taken first), so that gcc
-         * lets vpternlogd overwrite its first operand rather than copy it: four register
-         * moves fewer per step of the pair loop. */
+         * d = rotl(d, 11)) as three-input XORs, one AVX-512 instruction each
+         * (vpternlogd). Each old word is last read where the word that replaces it is
+         * made (b << 9 is taken first), so that gcc lets vpternlogd overwrite its first
+         * operand rather than copy it into a new register. */
         const u32v b9 = b << 9, db = d ^ b;
         st->s1[v] = b ^ c ^ a;
         st->s2[v] = c ^ a ^ b9;
@@ -128,9 +129,8 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
     } while (0)
 
 /* One vector of the select: src * scale where u >= t, +0.0 elsewhere, through a bitwise
- * AND with the all-ones or all-zeros lane mask. (The AVX-512 masked multiply with zeroing,
- * written with intrinsics, saved little in place and ran 2.4x slower out of place on this
- * project's AMD machine: its memory operand becomes a masked load.) */
+ * AND with the all-ones or all-zeros lane mask (out of place, the AVX-512 masked multiply
+ * below ran slower: bench/NOTES.md, "The AVX-512 select"). */
 #define CDR_SELECT_F32(d, s, scale, u, t)                                                  \
     (*(P_(cdr_u32mem_) *)(d) =                                                             \
          (u32v)(*(const P_(cdr_f32v_) *)(s) * (scale)) & (u32v)((u) >= (t)))
@@ -149,16 +149,11 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
 #if CDR_VW == 16
 /*
  * AVX-512, in place: the compare writes a mask register and a zero-masked multiply applies
- * it, one instruction where the AND takes two (the mask made a vector, then the AND), and
- * float64 needs no widened masks. With the update above (no register moves) the pair loop
- * runs 11 vector operations per 16 elements instead of 15. In place, 1e5 elements, one
- * thread, Intel Xeon 2-core VM (family 6 model 167): 0.117-0.135 -> 0.107 ns per element
- * float32, 0.207 -> 0.157 float64 (each of the two changes alone: no gain for float32).
- * Out of place it ran slower than the AND there (float64 out= at 1e5 into NumPy's 16-byte
- * aligned arrays, whose vectors straddle cache lines: 0.22 -> 0.37), so only in-place
- * calls take it. The empty asm keeps gcc from folding the source's load into the masked
- * multiply, which would make it a masked load (one ran 2.4x slower out of place on this
- * project's AMD machine). A kept lane gets the same multiply: the same bytes.
+ * it, one instruction where the AND takes two, and float64 needs no widened masks; into a
+ * separate output it ran slower, so only in-place calls take it (bench/NOTES.md, "The
+ * AVX-512 select"). The empty asm keeps gcc from folding the source's load into the
+ * masked multiply, which would make it a masked load. A kept lane gets the same
+ * multiply: the same bytes.
  */
 #define CDR_IN_REGISTER(x) __asm__("" : "+v"(x))
 #define CDR_SELECT_F32_MASKED(d, s, scale, u, t)                                           \
@@ -188,14 +183,12 @@ static void P_(cdr_mask_)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
 
 /*
  * The dropout of one block's elements [first, first + n), for one float type.
- * Each step asks for the source ahead of the loop, as cdr_prefetch_far chooses (see
- * _xorshift.h): half a block ahead without polluting the caches (prefetchnta) on AMD,
- * 4 KB ahead into L2 (prefetcht1) elsewhere. The near prefetch asks for every cache line
- * of the step (float64's steps span two), and for a separate output its lines too, for
- * writing: on this project's Intel Xeon that took out= from 1.07-1.12x the floor (NumPy's
- * multiply into out=) to 0.75-0.92x at 1e7 and 1e8 elements, and float64 in place from
- * 1.07-1.14x to 0.91-0.97x. A prefetch never faults, so running past the array's end is
- * harmless; the branches go the same way for a whole call.
+ * Each step asks for the source ahead of the loop, as the prefetch policy in paths.h
+ * chooses: half a block ahead without polluting the caches (prefetchnta, "far"), or 4 KB
+ * ahead into L2 (prefetcht1, "near") for every cache line of the step (float64's span
+ * two) and, into a separate output, for its lines too, for writing. A prefetch never
+ * faults, so running past the array's end is harmless; the branches go the same way for
+ * a whole call.
  */
 #define CDR_DEFINE_DROP(NAME, FLOAT, UINT, SELECT)                                         \
     static void P_(NAME)(const FLOAT *src, FLOAT *dst, uint64_t key, uint64_t first,       \
@@ -225,12 +218,10 @@ CDR_DEFINE_DROP(cdr_drop_f64_, double, uint64_t, CDR_SELECT_F64)
 /*
  * Two whole blocks, `block` and `block + 1`, step by step together: one block's lanes form a
  * chain of dependent instructions whose latency, rather than the instruction count, sets
- * the pace in cache (measured: 1.24 ns a step alone, 0.80 with two chains, on this
- * project's AVX-512 machine). Out of cache the two interleaved memory streams run slower
- * than one block after the other (0.18 against 0.105 ns per element at 1e7 float32; a lag
- * between the blocks or a buffer for the second block's words did not help), so callers use
- * it on cache-resident calls only. The bytes are those of two separate blocks: each
- * block's stream is a function of (key, block) alone. src[0] is block's first element.
+ * the pace in cache, and two chains hide it; out of cache the two memory streams run
+ * slower than one block after the other, so callers use it on cache-resident calls only
+ * (bench/NOTES.md, "Two blocks at once"). The bytes are those of two separate blocks:
+ * each block's stream is a function of (key, block) alone. src[0] is block's first element.
  */
 #define CDR_PAIR_LOOP(SELECT)                                                              \
     for (int64_t i = 0; i < CDR_BLOCK; i += CDR_LANES) {                                   \
@@ -274,5 +265,3 @@ CDR_DEFINE_PAIR(cdr_drop2_f64_, double, CDR_SELECT_F64, CDR_SELECT_F64_MASKED)
 #undef u32v
 #undef NV
 #undef P_
-#undef CDR_PATH
-#undef CDR_VW

@@ -1,17 +1,15 @@
 /*
- * Loops that apply a mask given as one byte per element (1 = kept), for the variants whose
- * mask is drawn first: broadcast dropout (the mask over noise_shape, laid along a run of
- * x) and alpha dropout. The selects are bitwise, as in the dropout paths: a multiply by
- * zero would turn a dropped inf into NaN, and a ternary keeps gcc from vectorising.
+ * One ISA path of the loops that apply a mask given as one byte per element (1 = kept),
+ * a template: paths.h includes it once per path with CDR_PATH defined. For the variants
+ * whose mask is drawn first: broadcast dropout (the mask over noise_shape, laid along a
+ * run of x) and alpha dropout. The selects are bitwise, as in the dropout loops: a
+ * multiply by zero would turn a dropped inf into NaN, and a ternary keeps gcc from
+ * vectorising.
  */
-#ifndef CDROPOUT_SELECT_H
-#define CDROPOUT_SELECT_H
-
-#include <stdint.h>
-#include <string.h>
+#define P_(name) CDR_CAT(name, CDR_PATH)
 
 #define CDR_DEFINE_SELECT(NAME, FLOAT, UINT)                                               \
-    static void NAME(const FLOAT *src, FLOAT *dst, const uint8_t *keep, int64_t n,         \
+    static void P_(NAME)(const FLOAT *src, FLOAT *dst, const uint8_t *keep, int64_t n,         \
                      FLOAT scale)                                                          \
     {                                                                                      \
         /* src is dst (in place) or disjoint from it: element j is read before it is       \
@@ -26,13 +24,13 @@
         }                                                                                  \
     }
 
-CDR_DEFINE_SELECT(cdr_select_f32, float, uint32_t)
-CDR_DEFINE_SELECT(cdr_select_f64, double, uint64_t)
+CDR_DEFINE_SELECT(cdr_select_f32_, float, uint32_t)
+CDR_DEFINE_SELECT(cdr_select_f64_, double, uint64_t)
 
 /* Alpha dropout: dst[j] = src[j] * a + b where kept (two roundings: the build passes
  * -ffp-contract=off, as NumPy multiplies and adds separately), the constant c elsewhere. */
 #define CDR_DEFINE_AFFINE(NAME, FLOAT, UINT)                                               \
-    static void NAME(const FLOAT *src, FLOAT *dst, const uint8_t *keep, int64_t n, FLOAT a, \
+    static void P_(NAME)(const FLOAT *src, FLOAT *dst, const uint8_t *keep, int64_t n, FLOAT a, \
                      FLOAT b, FLOAT c)                                                     \
     {                                                                                      \
         UINT fill;                                                                         \
@@ -48,10 +46,9 @@ CDR_DEFINE_SELECT(cdr_select_f64, double, uint64_t)
         }                                                                                  \
     }
 
-CDR_DEFINE_AFFINE(cdr_affine_f32, float, uint32_t)
-CDR_DEFINE_AFFINE(cdr_affine_f64, double, uint64_t)
+CDR_DEFINE_AFFINE(cdr_affine_f32_, float, uint32_t)
+CDR_DEFINE_AFFINE(cdr_affine_f64_, double, uint64_t)
 
 #undef CDR_DEFINE_SELECT
 #undef CDR_DEFINE_AFFINE
-
-#endif /* CDROPOUT_SELECT_H */
+#undef P_

@@ -9,12 +9,10 @@
  * v = w[2k+1] / 2**32, r = sqrt(-2 ln u); element 2k gets r cos(2 pi v), element 2k+1
  * r sin(2 pi v). |z| <= r <= 6.66: the tails beyond are cut (probability 3e-11).
  *
- * The pair loop has no branch and no library call (frexp and the integer-to-double
- * conversions by bit operations, the quadrant by selects), so that gcc vectorises it; like
- * _lanes.h it is compiled once per ISA path: _xorshift.h includes this file with CDR_PATH
- * defined. Every path gives the same bytes: the same correctly rounded operations, in the
- * same order, lane by lane. Measured on this project's AMD machine, float32 1e6 in place:
- * 8.7 ns per element when the loop was scalar, with frexp from libm.
+ * No branch and no library call (frexp and the integer-to-double conversions by bit
+ * operations, the quadrant by selects), so that gcc vectorises the pair loop of
+ * gauss.inc.h; every path gives the same bytes: the same correctly rounded operations,
+ * in the same order, lane by lane.
  */
 #ifndef CDROPOUT_GAUSS_H
 #define CDROPOUT_GAUSS_H
@@ -126,23 +124,3 @@ static inline __attribute__((always_inline)) void cdr_gauss_pair(uint32_t w0, ui
 }
 
 #endif /* CDROPOUT_GAUSS_H */
-
-#ifdef CDR_PATH
-/* z[j], the deviate of element first + j for j in [0, n), given words[i] = the word of
- * element (first & ~1) + i: each pair's two words give both of its deviates at once. */
-static void CDR_CAT(cdr_gauss_fill_, CDR_PATH)(const uint32_t *words, uint64_t first,
-                                               int64_t n, double *z)
-{
-    double spare;
-    if (n <= 0) return;
-    const int64_t skip = (int64_t)(first & 1); /* element first is a pair's second */
-    if (skip) cdr_gauss_pair(words[0], words[1], &spare, &z[0]);
-    /* from here on whole pairs: element first + skip + 2k and the next */
-    const uint32_t *w = words + 2 * skip;
-    double *out = z + skip;
-    const int64_t pairs = (n - skip) / 2;
-    for (int64_t k = 0; k < pairs; k++)
-        cdr_gauss_pair(w[2 * k], w[2 * k + 1], &out[2 * k], &out[2 * k + 1]);
-    if ((n - skip) & 1) cdr_gauss_pair(w[2 * pairs], w[2 * pairs + 1], &out[2 * pairs], &spare);
-}
-#endif
