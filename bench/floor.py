@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import cdropout
-from cdropout import _config, _kernel, _params
+from cdropout import _kernel, _params, _runtime
 
 
 def _best(call, repeats):
@@ -60,7 +60,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
     chosen = _kernel.prefetch_kind()
-    print(f"cpu: {_config.cpu_model()}; isa path {_kernel.isa_path()}; "
+    print(f"cpu: {_runtime.cpu_model()}; isa path {_kernel.isa_path()}; "
           f"cdropout {cdropout.__version__}; prefetch at import: {chosen}")  # fmt: skip
     print("in place, p = 0.5; ns per element, and the ratio to the floor")
     try:

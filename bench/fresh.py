@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 import cdropout
-from cdropout import _config, _timing
+from cdropout import _runtime, _timing
 
 
 def contenders(x, out, work, threads):
@@ -41,7 +41,7 @@ def main(argv=None):
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7, 1e8])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args(argv)
-    print(f"cpu: {_config.cpu_model()}; float32, p = 0.5; ns per element")
+    print(f"cpu: {_runtime.cpu_model()}; float32, p = 0.5; ns per element")
     names = [
         "multiply new",
         "multiply out=",

@@ -12,11 +12,10 @@ float16 and bfloat16 against their floor, a float32 round trip, and the in-cache
 timed back to back.
 """
 
-import os
 
 import numpy as np
 
-from cdropout import _kernel, _timing
+from cdropout import _kernel, _runtime, _timing
 
 FULL = {
     "dtypes": ["float32", "float64"],
@@ -49,7 +48,7 @@ def sixteen_bit_dtypes():
 def run_grid(grid, progress):
     """The grid's records: one per contender and cell, and one of allocated bytes."""
     peers = _timing.peers()
-    cores = os.cpu_count() or 1
+    cores = _runtime.USABLE_CPUS  # as the package counts them (affinity, quota)
     threads = sorted({1, min(2, cores), cores})
     cells = [
         (dtype, size, p, layout)

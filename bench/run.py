@@ -31,7 +31,7 @@ import targets  # noqa: E402
 import variants  # noqa: E402
 
 import cdropout  # noqa: E402
-from cdropout import _config, _timing  # noqa: E402
+from cdropout import _runtime, _timing  # noqa: E402
 
 
 def _git(*args):
@@ -51,14 +51,14 @@ def commit():
 
 def meta():
     return {
-        "cpu": _config.cpu_model(),
+        "cpu": _runtime.cpu_model(),
         "cores": os.cpu_count() or 1,
         "commit": commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
         ),
         "peers": _timing.peer_versions(),
-        "config": _config.config(),
+        "config": _runtime.config(),
         "cdropout": cdropout.__version__,
     }
 

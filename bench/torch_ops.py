@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import cdropout.torch as ct
-from cdropout import _config, _threads, _timing
+from cdropout import _runtime, _timing
 
 LAYOUTS = ("in place", "new output", "autograd")
 
@@ -44,9 +44,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, nargs="+")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([1e3, 1e5] if args.quick else [1e3, 1e5, 1e6, 1e7, 1e8])
-    thread_counts = args.threads or sorted({1, _threads.USABLE_CPUS})
+    thread_counts = args.threads or sorted({1, _runtime.USABLE_CPUS})
     p = 0.5
-    print(f"cpu: {_config.cpu_model()}; torch {torch.__version__}; p = {p}")
+    print(f"cpu: {_runtime.cpu_model()}; torch {torch.__version__}; p = {p}")
     print("ns per element (ratio to cdropout.torch)")
     for dtype in (torch.float32, torch.bfloat16):
         for layout in LAYOUTS:

@@ -29,7 +29,7 @@ import time
 import torch
 
 import cdropout.torch as ct
-from cdropout import _config
+from cdropout import _runtime
 
 
 def mlp(dropout, dropout_first=False):
@@ -162,7 +162,7 @@ def main(argv=None):
         steady_malloc()
     steps = 5 if args.quick else args.steps
     malloc = "steady (mallopt)" if args.steady_malloc else "glibc's defaults"
-    print(f"cpu: {_config.cpu_model()}; torch {torch.__version__}; malloc {malloc}")
+    print(f"cpu: {_runtime.cpu_model()}; torch {torch.__version__}; malloc {malloc}")
     print(
         "median ms per training step (ratio to the step without dropout, "
         "minor page faults per step)"

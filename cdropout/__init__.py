@@ -9,10 +9,10 @@ if _util.find_spec("cdropout._kernel") is None:  # pragma: no cover - the messag
         "or install with `pip install .` and import cdropout from another folder."
     )
 
-# first: the kernel's import loads GNU OpenMP, with the short idle spin _spin explains
-from cdropout import _spin  # noqa: F401  # isort: skip
-from cdropout import reference
-from cdropout._config import openmp_enabled, show_config
+# _runtime first (it sorts first): it imports the kernel, as it explains
+from cdropout import _runtime, reference  # noqa: F401
+from cdropout._runtime import openmp_enabled, show_config
+from cdropout._version import __version__  # noqa: F401
 from cdropout.functional import (
     alpha_dropout,
     draw_seed,
@@ -23,7 +23,6 @@ from cdropout.functional import (
 from cdropout.layers import AlphaDropout, Dropout, GaussianDropout
 from cdropout.rescale import rescale_weights
 
-__version__ = "0.2.0"
 __all__ = [
     "AlphaDropout",
     "Dropout",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import cdropout
-from cdropout import _config, _kernel, _timing, demo, reference
+from cdropout import _kernel, _runtime, _timing, demo, reference
 
 
 def self_check():
@@ -77,7 +77,7 @@ def speed_table(sizes=(10**3, 10**5, 10**6, 10**7), p=0.5):
     """ns per element, float32, one thread, timed in this process (min of repeats)."""
     torch = _timing.torch_dropout()
     print(f"\nspeed: float32, p={p}, one thread, ns per element (ratio to the floor)")
-    print(f"  cpu: {_config.cpu_model()}, isa path {_kernel.isa_path()}, prefetch "
+    print(f"  cpu: {_runtime.cpu_model()}, isa path {_kernel.isa_path()}, prefetch "
           f"{_kernel.prefetch_kind()}")  # fmt: skip
     print(
         "  floor: np.multiply(x, s, out=x) in place, np.multiply(x, s) for a new array"

@@ -2,29 +2,45 @@
 allocates: shared by the tour's speed table (python -m cdropout speed), the benchmark
 suite (bench/run.py) and the memory tests."""
 
+import contextlib
 import time
 import tracemalloc
 
 import numpy as np
 
 import cdropout
-from cdropout import _kernel
+from cdropout import _kernel, _runtime
 
 
 class Contender:
-    """One timed call; `setup` and `teardown` run untimed around it (an ISA switch)."""
+    """One timed call; `context`, if given, makes a context manager that each timing of
+    it runs in, untimed (an ISA path, a thread count)."""
 
-    def __init__(self, name, run, setup=None, teardown=None):
-        self.name, self.run, self.setup, self.teardown = name, run, setup, teardown
+    def __init__(self, name, run, context=None):
+        self.name, self.run, self.context = name, run, context
+
+
+@contextlib.contextmanager
+def torch_threads(count):
+    """PyTorch's intra-op threads set to `count` inside the block, and restored after:
+    timing PyTorch on one thread leaves the process as it was."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def torch_dropout():
-    """PyTorch's CPU dropout on one thread, or None when torch is not installed."""
+    """PyTorch's CPU dropout as run(x, p, in_place), or None when torch is not
+    installed. Time it inside torch_threads(1) for one thread."""
     try:
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(1)
     return lambda x, p, in_place: torch.nn.functional.dropout(
         torch.from_numpy(x), p, True, inplace=in_place
     )
@@ -49,8 +65,8 @@ def peers():
     """Each installed peer's dropout as run(x, p, in_place), by name: PyTorch eager and
     compiled (inductor, dynamic shapes, compiled at its first call of each p and
     layout), and JAX's jit (bernoulli then where, on the array converted once; JAX
-    arrays are immutable, so "in place" is the same new array). PyTorch on one
-    thread."""
+    arrays are immutable, so "in place" is the same new array). Time PyTorch inside
+    torch_threads(1) for one thread."""
     found = {}
     eager = torch_dropout()
     if eager is not None:
@@ -107,7 +123,7 @@ def contenders(
     compute in float32). In-place calls reuse x, whose values stay valid floats (dropout
     of dropout); products grow to inf, which runs as fast. The recipe (left out with
     recipe=False: it draws float32 or float64 only), the reference and the peers have
-    no out=: they are left out of that layout.
+    no out=: they are left out of that layout. PyTorch's peers run on one thread.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -126,15 +142,12 @@ def contenders(
                 lambda t=t: cdropout.dropout(x, p, seed=1, out=out, n_threads=t),
             )
         )
-    best = max(_kernel.ISA_LEVELS.values())
     for path in isa_paths:
-        level = _kernel.ISA_LEVELS[path]
         found.append(
             Contender(
                 f"cdropout {path}",
                 lambda: cdropout.dropout(x, p, seed=1, out=out, n_threads=1),
-                setup=lambda level=level: _kernel.use_isa(level),
-                teardown=lambda: _kernel.use_isa(best),
+                context=lambda level=_kernel.ISA_LEVELS[path]: _runtime.isa(level),
             )
         )
     if layout == "out=":
@@ -152,7 +165,8 @@ def contenders(
         )
     in_place = layout == "in place"
     for name, run in (peers or {}).items():
-        found.append(Contender(name, lambda run=run: run(x, p, in_place)))
+        one_thread = (lambda: torch_threads(1)) if name.startswith("PyTorch") else None
+        found.append(Contender(name, lambda run=run: run(x, p, in_place), one_thread))
     return found
 
 
@@ -176,18 +190,15 @@ def best_times(found, size, back_to_back=False):
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(repeats):
             for c in found:
-                if c.setup is not None:
-                    c.setup()
-                run = c.run
-                if number > 1:  # warm: the other contenders have just evicted its code
-                    run()
-                start = time.perf_counter()
-                for _ in range(number):
-                    run()
-                seconds = (time.perf_counter() - start) / number
+                with c.context() if c.context else contextlib.nullcontext():
+                    run = c.run
+                    if number > 1:  # warm: the other contenders evicted its code
+                        run()
+                    start = time.perf_counter()
+                    for _ in range(number):
+                        run()
+                    seconds = (time.perf_counter() - start) / number
                 best[c.name] = min(best[c.name], seconds)
-                if c.teardown is not None:
-                    c.teardown()
     return best
 
 

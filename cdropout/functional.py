@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cdropout import _bfloat16, _kernel, _params
+from cdropout import _bfloat16, _kernel, _params, _runtime
 from cdropout._eval import evaluate
 from cdropout._threads import resolve_threads
 from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed, Shape
@@ -139,7 +139,7 @@ def dropout(
         if noise != x.shape:
             _drop_broadcast(x, dst, noise, key, offset, threshold, scale, n_threads)
         elif _bfloat16.is_bfloat16(x.dtype):  # the kernel works on its 16-bit words
-            _kernel.register_bfloat16(x.dtype.num)  # the fast path takes the next ones
+            _runtime.take_bfloat16(x.dtype)  # the fast path takes the next ones
             _drop_plain(_bfloat16.words(x), _bfloat16.words(dst), key, offset,
                         threshold, scale, n_threads)  # fmt: skip
         else:  # float16 too: the kernel reads and writes its words

@@ -4,10 +4,10 @@ import doctest
 
 import pytest
 
-from cdropout import _config, functional, layers, reference, rescale
+from cdropout import _runtime, functional, layers, reference, rescale
 
 
-@pytest.mark.parametrize("module", [functional, layers, rescale, reference, _config])
+@pytest.mark.parametrize("module", [functional, layers, rescale, reference, _runtime])
 def test_docstring_examples_run(module):
     failed, attempted = doctest.testmod(module)
     assert attempted > 0 and failed == 0, module.__name__

@@ -120,8 +120,8 @@ except KeyboardInterrupt:
 def test_thread_counts_follow_the_cpus_this_process_may_use(tmp_path):
     # scikit-learn's rule: -1 and None count the affinity mask, not os.cpu_count()
     code = (
-        "from cdropout import _threads; "
-        "print(_threads.USABLE_CPUS, _threads.resolve_threads(-1), "
+        "from cdropout import _runtime, _threads; "
+        "print(_runtime.USABLE_CPUS, _threads.resolve_threads(-1), "
         "_threads.resolve_threads(None))"
     )
     run = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code],
@@ -131,13 +131,13 @@ def test_thread_counts_follow_the_cpus_this_process_may_use(tmp_path):
 
 
 def test_the_cgroup_quota_caps_the_usable_cpus(tmp_path):
-    from cdropout import _threads
+    from cdropout import _runtime
 
     (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert _threads._cgroup_cpu_quota(str(tmp_path)) == 2
+    assert _runtime._cgroup_cpu_quota(str(tmp_path)) == 2
     (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert _threads._cgroup_cpu_quota(str(tmp_path)) is None
-    assert _threads._cgroup_cpu_quota(str(tmp_path / "missing")) is None
+    assert _runtime._cgroup_cpu_quota(str(tmp_path)) is None
+    assert _runtime._cgroup_cpu_quota(str(tmp_path / "missing")) is None
 
 
 def test_gaussian_dropout_and_dropout_mask_take_n_threads():
@@ -160,7 +160,7 @@ for _ in range(8):
     start = time.process_time()  # the CPU time of every thread of the process
     time.sleep(0.03)
     burned.append(time.process_time() - start)
-spin = cdropout._config.config()["openmp idle spin"]
+spin = cdropout._runtime.config()["openmp idle spin"]
 print(statistics.median(burned[1:]), os.environ.get("GOMP_SPINCOUNT"), spin)
 """
 

@@ -19,7 +19,7 @@ import torch
 
 import cdropout
 from cdropout import _kernel, _params
-from cdropout._threads import USABLE_CPUS
+from cdropout._runtime import USABLE_CPUS
 from cdropout.torch import _state
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)

@@ -4,7 +4,6 @@ replaces (code that finds dropouts with isinstance keeps finding them), and its 
 is one call of the functional API, as torch.nn's modules make one."""
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -79,7 +78,7 @@ class _Module:
     counter, and one call of `function` (a functional of cdropout.torch) in forward.
     First in each module's bases, before the torch.nn class it stands in for."""
 
-    function: Callable[..., torch.Tensor] = staticmethod(functional.dropout)
+    function = "dropout"  # the name of the functional a forward calls
     has_mode = True  # the alpha variants have one convention
     has_noise = True  # the channel variants take their noise from the input's rank
     # set by the torch.nn module the class stands in for
@@ -135,7 +134,8 @@ class _Module:
             options["mode"] = self.mode
         if self.has_noise:
             options["noise_shape"] = self.noise_shape
-        return self.function(input, self.p, self.training, self.inplace, **options)
+        call = getattr(functional, self.function)
+        return call(input, self.p, self.training, self.inplace, **options)
 
     def __prepare_scriptable__(self):
         raise RuntimeError(
@@ -214,28 +214,28 @@ class _Channels(_Module):
 class Dropout1d(_Channels, torch.nn.Dropout1d):
     """torch.nn.Dropout1d: whole channels of (N, C, L) or (C, L) inputs."""
 
-    function = staticmethod(functional.dropout1d)
+    function = "dropout1d"
 
 
 class Dropout2d(_Channels, torch.nn.Dropout2d):
     """torch.nn.Dropout2d: whole channels of (N, C, H, W) inputs, with PyTorch's
     warnings and its reading of other ranks (a 3-D input is (N, C, L))."""
 
-    function = staticmethod(functional.dropout2d)
+    function = "dropout2d"
 
 
 class Dropout3d(_Channels, torch.nn.Dropout3d):
     """torch.nn.Dropout3d: whole channels of (N, C, D, H, W) or (C, D, H, W) inputs,
     with PyTorch's warnings for other ranks."""
 
-    function = staticmethod(functional.dropout3d)
+    function = "dropout3d"
 
 
 class AlphaDropout(_Module, torch.nn.AlphaDropout):
     """torch.nn.AlphaDropout (SELU networks) by cdropout's kernel; evaluation is the
     identity. Seeds and the ``calls`` buffer as for Dropout."""
 
-    function = staticmethod(functional.alpha_dropout)
+    function = "alpha_dropout"
     has_mode = False
 
     def __init__(
@@ -253,7 +253,7 @@ class FeatureAlphaDropout(_Module, torch.nn.FeatureAlphaDropout):
     """torch.nn.FeatureAlphaDropout: alpha dropout of whole channels (one decision
     per (N, C)); evaluation is the identity. Seeds as for Dropout."""
 
-    function = staticmethod(functional.feature_alpha_dropout)
+    function = "feature_alpha_dropout"
     has_mode = False
     has_noise = False
 
