@@ -81,26 +81,25 @@ def same_float(a, b):
     return a.itemsize == b.itemsize and is_bfloat16(a) == is_bfloat16(b)
 
 
-def writeable_input(x, name="x"):
-    """x for a layer with inplace=True: an ndarray it can write its result into."""
-    if type(x) is not np.ndarray:
-        raise TypeError(
-            f"{name} must be a numpy.ndarray for a layer with inplace=True (the result "
-            f"is written into it), got {type(x).__name__}"
-        )
-    x = float_array(x, name)
-    if not x.flags.writeable:
-        raise ValueError(
-            f"{name} must be writeable for a layer with inplace=True, got a read-only "
-            "array"
-        )
-    return x
+def output(out, x, given=None):
+    """out, checked against x: None, or a writeable array of x's shape and dtype.
 
-
-def output(out, x):
-    """out, checked against x: None, or a writeable array of x's shape and dtype."""
+    `given` is the x the caller passed (before conversion): out is it for a call in
+    place (out=x, a layer's inplace=True), whose refusals name x.
+    """
     if out is None:
         return None
+    if out is given:  # in place
+        if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
+            raise TypeError(
+                "x must be a numpy.ndarray to be written in place (out=x, or a layer's "
+                f"inplace=True), got {type(out).__name__}"
+            )
+        if not out.flags.writeable:
+            raise ValueError(
+                "x must be writeable to be written in place (out=x, or a layer's "
+                "inplace=True), got a read-only array"
+            )
     if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
         raise TypeError(
             f"out must be None or a numpy.ndarray, got {type(out).__name__}"
@@ -193,9 +192,24 @@ SEED_KINDS = (
 _DRAWN = (np.random.Generator, np.random.BitGenerator, np.random.RandomState)
 
 
+class SeedSource:
+    """A seed that gives its key when a call draws one, and not before: a layer's call
+    counter (cdropout.layers), passed as `seed` to the functional API. check() raises
+    if no key can be drawn; draw() returns the key (and advances)."""
+
+    def check(self):
+        pass
+
+    def draw(self):
+        raise NotImplementedError
+
+
 def check_seed(seed):
     """Check the kind and range of seed without drawing from it."""
     if seed is None or seed is np.random:
+        return
+    if isinstance(seed, SeedSource):
+        seed.check()
         return
     if isinstance(seed, (np.random.SeedSequence, *_DRAWN)):
         return
@@ -239,6 +253,8 @@ def seed_value(seed):
     if type(seed) is int and 0 <= seed < 2**64:  # the common call, without ABC checks
         return seed
     check_seed(seed)
+    if isinstance(seed, SeedSource):
+        return seed.draw()
     if seed is None:
         return int.from_bytes(os.urandom(8), "little")
     if isinstance(seed, numbers.Integral):
@@ -373,13 +389,3 @@ def alpha_constants(p, dtype):
     if np.dtype(dtype).itemsize == 8:
         return a, b, c
     return tuple(float(np.float32(v)) for v in (a, b, c))
-
-
-def dropout_args(x, p, training, mode_, out, offset_, name="x"):
-    """The checked (x, p, training, mode, out, offset) of a dropout call."""
-    p = probability(p)
-    training = flag(training, "training")
-    mode_ = mode(mode_)
-    x = float_array(x, name)
-    out = output(out, x)
-    return x, p, training, mode_, out, offset(offset_, x.size)

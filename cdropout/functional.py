@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cdropout import _bfloat16, _kernel, _params, _runtime
-from cdropout._eval import evaluate
+from cdropout import _bfloat16, _call, _kernel, _params, _runtime
 from cdropout._threads import resolve_threads
 from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed, Shape
 
@@ -116,17 +115,13 @@ def dropout(
     >>> y is x
     True
     """
-    x, p, training, mode, out, offset = _params.dropout_args(
-        x, p, training, mode, out, offset
+    call = _call.checked(_call.DROPOUT, x, p, seed, training, mode, out, offset,
+                         n_threads, noise_shape)  # fmt: skip
+    if not isinstance(call, _call.Call):
+        return call  # evaluation
+    x, p, dst, key, offset, n_threads = (
+        call.x, call.p, call.dst, call.key, call.offset, call.n_threads
     )
-    noise = _params.noise_shape(noise_shape, x.shape)
-    n_threads = resolve_threads(n_threads)
-    if not training:
-        _params.check_seed(seed)
-        return evaluate(x, p, mode, out)
-    dst = _params.new_output(x) if out is None else out
-    # last: a Generator is drawn from only once all is valid and allocated
-    key = _params.seed_value(seed)
     threshold = _params.threshold(p)
     if x.size == 0:
         return dst
@@ -135,7 +130,8 @@ def dropout(
     elif threshold == _params.THRESHOLD_ALL:
         dst[...] = 0.0
     else:
-        scale = _params.training_scale(p, mode, x.dtype)
+        scale = _params.training_scale(p, call.mode, x.dtype)
+        noise = call.noise
         if noise != x.shape:
             _drop_broadcast(x, dst, noise, key, offset, threshold, scale, n_threads)
         elif _bfloat16.is_bfloat16(x.dtype):  # the kernel works on its 16-bit words
@@ -295,8 +291,8 @@ def alpha_dropout(
             keep = np.ascontiguousarray(np.broadcast_to(keep, x.shape))
         return lambda src, to: _kernel.affine_into(src, to, keep, a, b, c)
 
-    return _variant(x, p, seed, training, out, offset, n_threads, noise_shape,
-                    alpha_kernel)  # fmt: skip
+    return _variant(_call.ALPHA, x, p, seed, training, out, offset, n_threads,
+                    noise_shape, alpha_kernel)  # fmt: skip
 
 
 GAUSS_CHUNK = 1 << 16  # elements per batch of stream words
@@ -373,36 +369,27 @@ def gaussian_dropout(
         kernel(factors, factors)
         return lambda src, to: np.multiply(src, factors, out=to)
 
-    return _variant(x, p, seed, training, out, offset, n_threads, noise_shape,
-                    gaussian_kernel, "Gaussian")  # fmt: skip
+    return _variant(_call.GAUSSIAN, x, p, seed, training, out, offset, n_threads,
+                    noise_shape, gaussian_kernel)  # fmt: skip
 
 
-def _variant(x, p, seed, training, out, offset, n_threads, noise_shape, make_kernel,
-             below_one=None):  # fmt: skip
-    """What alpha and Gaussian dropout share: the checks, the identity in evaluation and
-    for p = 0, and float16 through float32.
+def _variant(variant, x, p, seed, training, out, offset, n_threads, noise_shape,
+             make_kernel):  # fmt: skip
+    """What alpha and Gaussian dropout share after the checked call: the identity for
+    p = 0 and empty inputs, and float16 through float32.
 
     make_kernel(x, p, seed, offset, noise, n_threads) gives the kernel(src, dst) of the
-    training arithmetic, or None for all zeros. below_one names a variant refusing
-    p = 1.
+    training arithmetic, or None for all zeros.
     """
-    x, p, training, _, out, offset = _params.dropout_args(
-        x, p, training, "inverted", out, offset
-    )
-    if below_one is not None and p == 1.0:
-        raise ValueError(f"p must satisfy 0 <= p < 1 for {below_one} dropout, got 1.0")
-    noise = _params.noise_shape(noise_shape, x.shape)
-    n_threads = resolve_threads(n_threads)
-    if not training:
-        _params.check_seed(seed)
-        return evaluate(x, p, "inverted", out)  # the identity
-    dst = _params.new_output(x) if out is None else out
-    # last: a Generator is drawn from only once all is valid and allocated
-    key = _params.seed_value(seed)
-    if x.size == 0 or p == 0.0:
+    call = _call.checked(variant, x, p, seed, training, "inverted", out, offset,
+                         n_threads, noise_shape)  # fmt: skip
+    if not isinstance(call, _call.Call):
+        return call  # evaluation: the identity
+    x, dst = call.x, call.dst
+    if x.size == 0 or call.p == 0.0:
         np.copyto(dst, x)
         return dst
-    kernel = make_kernel(x, p, key, offset, noise, n_threads)
+    kernel = make_kernel(x, call.p, call.key, call.offset, call.noise, call.n_threads)
     if kernel is None:
         dst[...] = 0.0
     else:

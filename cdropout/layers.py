@@ -6,9 +6,24 @@ from typing import Any
 
 import numpy as np
 
-from cdropout import _kernel, _params
+from cdropout import _call, _kernel, _params
 from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed
 from cdropout.functional import alpha_dropout, dropout, dropout_mask, gaussian_dropout
+
+
+class _CallSeeds(_params.SeedSource):
+    """A layer's seed source for one forward call: the stream of its next training call
+    number, taken when the functional API draws the key, after every check (a refused
+    call takes no number); `key` holds it after the call (None: nothing drawn)."""
+
+    __slots__ = ("layer", "key")
+
+    def __init__(self, layer):
+        self.layer, self.key = layer, None
+
+    def draw(self):
+        self.key = _kernel.call_seed(self.layer.seed, self.layer._take_call_number())
+        return self.key
 
 
 class Dropout:
@@ -82,11 +97,13 @@ class Dropout:
     array([1., 1., 1.])
     """
 
+    # the functional API's variant the layer runs (its rules for p)
+    _variant = _call.DROPOUT
+
     def __init__(self, p: Probability = 0.5, *, mode: Mode = "inverted",
                  seed: Seed = None, inplace: bool = False,
                  noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
-        self.p = _params.probability(p)
-        self._check_p()
+        self.p = self._variant.check_probability(p)
         self.mode = _params.mode(mode)
         self.inplace = _params.flag(inplace, "inplace")
         self.noise_shape = _params.noise_spec(noise_shape)
@@ -97,9 +114,6 @@ class Dropout:
         self._lock = threading.Lock()
         # per thread: (stream seed or None in evaluation, shape) of its last call
         self._local = threading.local()
-
-    def _check_p(self) -> None:
-        """A variant's further condition on p (Gaussian dropout refuses p = 1)."""
 
     @property
     def calls(self) -> int:
@@ -174,20 +188,12 @@ class Dropout:
     def forward(self, x: Any, training: bool | None = None) -> FloatArray:
         """The layer's output for `x`: in the layer's mode, or in training if
         `training` is True and in evaluation if False (for this call only)."""
-        training = self.training if training is None else _params.flag(
-            training, "training"
+        training = self.training if training is None else training
+        seeds = _CallSeeds(self)  # a number is taken only once the call is checked
+        y = self._apply(
+            x, training=training, seed=seeds, out=x if self.inplace else None
         )
-        # checked before a call number is taken: a refused input consumes no stream
-        x = _params.writeable_input(x) if self.inplace else _params.float_array(x)
-        _params.noise_shape(self.noise_shape, x.shape)
-        out = x if self.inplace else None
-        if not training:
-            y = self._apply(x, training=False, out=out)
-            self._last = (None, y.shape)
-            return y
-        stream = _kernel.call_seed(self.seed, self._take_call_number())
-        y = self._apply(x, seed=stream, out=out)
-        self._last = (stream, y.shape)
+        self._last = (seeds.key, y.shape)
         return y
 
     __call__ = forward
@@ -240,6 +246,7 @@ class AlphaDropout(Dropout):
                  noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
         super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape)
 
+    _variant = _call.ALPHA
     _has_mode = False
 
     def _apply(self, x: Any, **kwargs: Any) -> FloatArray:
@@ -283,10 +290,7 @@ class GaussianDropout(Dropout):
                  noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
         super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape)
 
-    def _check_p(self) -> None:
-        if self.p == 1.0:
-            raise ValueError("p must satisfy 0 <= p < 1 for Gaussian dropout, got 1.0")
-
+    _variant = _call.GAUSSIAN
     _has_mode = False
 
     def _apply(self, x: Any, **kwargs: Any) -> FloatArray:

@@ -19,8 +19,7 @@ import math
 
 import numpy as np
 
-from cdropout import _bfloat16, _params
-from cdropout._eval import evaluate
+from cdropout import _bfloat16, _call, _params
 from cdropout._threads import resolve_threads
 
 BLOCK = 4096  # elements per block, each with its own generator state
@@ -112,13 +111,10 @@ def _broadcast_flat(values, noise, shape):
     return np.broadcast_to(values.reshape(noise), shape).reshape(-1)
 
 
-def _shaped_into(flat, shape, out):
-    """The result of shape `shape`: a new array, or written into `out`."""
-    result = flat.reshape(shape)
-    if out is None:
-        return result
-    out[...] = result
-    return out
+def _written(flat, call):
+    """The flat result written into the call's output (out, or a new array)."""
+    call.dst[...] = flat.reshape(call.x.shape)
+    return call.dst
 
 
 def dropout(
@@ -150,20 +146,16 @@ def dropout(
     >>> bool(np.array_equal(_, cdropout.dropout(x, 0.5, seed=7)))
     True
     """
-    x, p, training, mode, out, offset = _params.dropout_args(
-        x, p, training, mode, out, offset
-    )
-    noise = _params.noise_shape(noise_shape, x.shape)
-    resolve_threads(n_threads)
-    if not training:
-        _params.check_seed(seed)
-        return evaluate(x, p, mode, out)
-    seed = _params.seed_value(seed)
+    call = _call.checked(_call.DROPOUT, x, p, seed, training, mode, out, offset,
+                         n_threads, noise_shape)  # fmt: skip
+    if not isinstance(call, _call.Call):
+        return call  # evaluation
+    x, p, seed, offset, noise = call.x, call.p, call.key, call.offset, call.noise
     flat = _flat_native_copy(x)
     if p > 0.0:  # p = 0 is an exact copy: not even a multiply by 1
         keep = _broadcast_flat(_keep(seed, p, offset, math.prod(noise)), noise, x.shape)
         if p < 1.0:
-            scale = _params.training_scale(p, mode, x.dtype)
+            scale = _params.training_scale(p, call.mode, x.dtype)
             with np.errstate(over="ignore", invalid="ignore"):  # inf, as in the kernel
                 if x.dtype.itemsize == 2:  # float32 arithmetic, rounded once
                     kept = _rounded(_as_float32(flat) * np.float32(scale), flat.dtype)
@@ -172,7 +164,7 @@ def dropout(
         else:
             kept = flat  # nothing is kept
         flat = np.where(keep, kept, flat.dtype.type(0.0))
-    return _shaped_into(flat, x.shape, out)
+    return _written(flat, call)
 
 
 def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
@@ -190,15 +182,11 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     ...                     cdropout.alpha_dropout(x, 0.3, seed=2)))
     True
     """
-    x, p, training, _, out, offset = _params.dropout_args(
-        x, p, training, "inverted", out, offset
-    )
-    noise = _params.noise_shape(noise_shape, x.shape)
-    resolve_threads(n_threads)
-    if not training:
-        _params.check_seed(seed)
-        return evaluate(x, p, "inverted", out)
-    seed = _params.seed_value(seed)
+    call = _call.checked(_call.ALPHA, x, p, seed, training, "inverted", out, offset,
+                         n_threads, noise_shape)  # fmt: skip
+    if not isinstance(call, _call.Call):
+        return call  # evaluation: the identity
+    x, p, seed, offset, noise = call.x, call.p, call.key, call.offset, call.noise
     flat = _flat_native_copy(x)
     if p > 0.0 and _params.threshold(p) == _params.THRESHOLD_ALL:
         flat = np.zeros_like(flat)
@@ -209,7 +197,7 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
         with np.errstate(over="ignore", invalid="ignore"):
             kept = _as_compute(flat, compute) * compute(a) + compute(b)
         flat = _rounded(np.where(keep, kept, compute(c)), flat.dtype)
-    return _shaped_into(flat, x.shape, out)
+    return _written(flat, call)
 
 
 _LN2 = 0.6931471805599453
@@ -285,17 +273,11 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     ...                     cdropout.gaussian_dropout(x, 0.3, seed=2)))
     True
     """
-    x, p, training, _, out, offset = _params.dropout_args(
-        x, p, training, "inverted", out, offset
-    )
-    if p == 1.0:
-        raise ValueError("p must satisfy 0 <= p < 1 for Gaussian dropout, got 1.0")
-    noise = _params.noise_shape(noise_shape, x.shape)
-    resolve_threads(n_threads)
-    if not training:
-        _params.check_seed(seed)
-        return evaluate(x, p, "inverted", out)
-    seed = _params.seed_value(seed)
+    call = _call.checked(_call.GAUSSIAN, x, p, seed, training, "inverted", out,
+                         offset, n_threads, noise_shape)  # fmt: skip
+    if not isinstance(call, _call.Call):
+        return call  # evaluation: the identity
+    x, p, seed, offset, noise = call.x, call.p, call.key, call.offset, call.noise
     flat = _flat_native_copy(x)
     if p > 0.0 and flat.size:
         z = standard_normal(seed, offset, math.prod(noise))
@@ -304,7 +286,7 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
         with np.errstate(over="ignore", invalid="ignore"):
             product = _as_compute(flat, compute) * factor.astype(compute)
             flat = _rounded(product, flat.dtype)
-    return _shaped_into(flat, x.shape, out)
+    return _written(flat, call)
 
 
 def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None):
