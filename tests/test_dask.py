@@ -91,3 +91,19 @@ def test_a_noise_shape_gives_numpys_bytes_for_any_chunking(chunks, noise_shape, 
                                  noise_shape=noise_shape)  # fmt: skip
     expected = cdropout.dropout(x, p, seed=3, noise_shape=noise_shape)
     assert_same_bytes(lazy.compute(), expected)
+
+
+def test_dask_refuses_unknown_chunk_sizes_and_numpy_arrays():
+    da = pytest.importorskip("dask.array")
+    import cdropout.dask
+
+    d = da.from_array(np.arange(-5.0, 5.0), chunks=3)
+    with pytest.raises(ValueError, match="darr must have known chunk sizes"):
+        cdropout.dask.dropout(d[d > 0], 0.5, seed=1)
+    known = d[d > 0].compute_chunk_sizes()
+    assert np.array_equal(
+        cdropout.dask.dropout(known, 0.5, seed=1).compute(),
+        cdropout.dropout(np.arange(1.0, 5.0), 0.5, seed=1),
+    )
+    with pytest.raises(TypeError, match="darr must be a dask.array.Array, got ndarray"):
+        cdropout.dask.dropout(np.ones(3), 0.5, seed=1)

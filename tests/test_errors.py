@@ -4,12 +4,14 @@ raised before any byte is written, identically by the kernel path and the refere
 import os
 import subprocess
 import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 import cdropout
 from cdropout import reference
+from cdropout.testing import assert_same_bytes
 
 BAD_CALLS = [
     # (keyword arguments, exception, words the message must hold)
@@ -136,3 +138,104 @@ def test_bad_isa_request_is_refused():
     assert (
         done.returncode != 0 and "CDROPOUT_ISA" in done.stderr and "sse9" in done.stderr
     )
+
+
+def _bad_thread_calls():
+    strided = np.arange(1, 201, dtype=np.float32)[::2]
+    return [
+        (cdropout.dropout, strided, {}),
+        (cdropout.dropout, strided.astype(np.float16), {}),
+        (cdropout.dropout, strided, {"noise_shape": (1,)}),
+        (cdropout.alpha_dropout, strided, {}),
+        (cdropout.gaussian_dropout, strided, {}),
+    ]
+
+
+@pytest.mark.parametrize("n_threads", [2**31, 2**63, 10**30])
+@pytest.mark.parametrize("case", range(5))
+def test_a_thread_count_beyond_a_c_int_is_refused_before_anything_happens(
+    case, n_threads
+):
+    function, x, kwargs = _bad_thread_calls()[case]
+    before = x.copy()
+    out = np.zeros(x.shape, x.dtype)
+    generator = np.random.default_rng(5)
+    state = generator.bit_generator.state
+    with pytest.raises(ValueError, match="n_threads") as info:
+        function(x, 0.5, seed=generator, out=out, n_threads=n_threads, **kwargs)
+    assert str(n_threads) in str(info.value)
+    assert_same_bytes(x, before)
+    assert not out.any()  # out was zeros and stays zeros
+    assert generator.bit_generator.state == state  # nothing drawn
+
+
+def test_dropout_mask_refuses_a_bad_thread_count_without_drawing():
+    generator = np.random.default_rng(5)
+    state = generator.bit_generator.state
+    with pytest.raises(ValueError, match="n_threads"):
+        cdropout.dropout_mask(10, 0.5, seed=generator, n_threads=2**31)
+    assert generator.bit_generator.state == state
+
+
+@pytest.mark.parametrize("shape", [2**70, (2**40, 2**40), (2**62, 4), [2**63]])
+@pytest.mark.parametrize("function", [cdropout.dropout_mask, reference.dropout_mask])
+def test_dropout_mask_of_an_impossible_size_is_refused_without_drawing(function, shape):
+    generator = np.random.default_rng(5)
+    state = generator.bit_generator.state
+    with pytest.raises(ValueError, match="shape") as info:
+        function(shape, 0.5, seed=generator)
+    assert "2**63" in str(info.value)
+    assert generator.bit_generator.state == state
+
+
+def test_errors_name_the_argument_that_was_given():
+    layer = cdropout.Dropout(0.5, seed=0)
+    layer(np.ones(3))
+    with pytest.raises(TypeError, match="^grad must have dtype"):
+        layer.backward(np.ones(3, np.int64))
+    with pytest.raises(TypeError, match="^weights must have dtype"):
+        cdropout.rescale_weights(
+            np.ones((2, 2), np.int64), 0.5, axis=0, from_mode="classic",
+            to_mode="inverted",
+        )  # fmt: skip
+    inplace = cdropout.Dropout(0.5, seed=0, inplace=True)
+    read_only = np.ones(3)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="^x must be writeable.*inplace=True"):
+        inplace(read_only)
+    with pytest.raises(TypeError, match="^x must be a numpy.ndarray.*inplace=True"):
+        inplace([1.0, 2.0])
+    assert inplace.calls == 0  # refused inputs take no call number
+
+
+@pytest.mark.parametrize(
+    "p",
+    [np.longdouble(1) + np.longdouble(2) ** -60, Fraction(2**60 + 1, 2**60)],
+    ids=["long-double", "fraction"],
+)
+@pytest.mark.parametrize("function", [cdropout.dropout, reference.dropout])
+def test_p_is_compared_with_its_bounds_in_its_own_precision(function, p):
+    if float(p) == p:
+        pytest.skip("long double is no wider than double here")
+    with pytest.raises(ValueError, match="p must satisfy"):
+        function(np.ones(4), p, seed=1)
+
+
+@pytest.mark.parametrize(
+    ("shape", "strides"),
+    # elements interleaved so that the quick no-overlap test fails: the exact one passes
+    [((3, 2), (16, 24)), ((2, 3), (24, 16)), ((4, 2), (16, 40))],
+)
+def test_an_as_strided_out_whose_elements_do_not_overlap_is_accepted(shape, strides):
+    base = np.zeros(32)
+    out = np.lib.stride_tricks.as_strided(base, shape, strides)
+    x = np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)
+    result = cdropout.dropout(x, 0.5, seed=2, out=out)
+    assert result is out
+    assert_same_bytes(np.array(out), reference.dropout(x, 0.5, seed=2))
+
+
+def test_an_as_strided_out_whose_elements_overlap_is_refused():
+    out = np.lib.stride_tricks.as_strided(np.zeros(32), (3, 3), (16, 8))
+    with pytest.raises(ValueError, match="overlapping"):
+        cdropout.dropout(np.ones((3, 3)), 0.5, seed=2, out=out)

@@ -86,3 +86,11 @@ def test_layer_backward_multiplies_by_the_same_factors():
     factors = layer.backward(np.ones_like(x))
     np.testing.assert_allclose(y, x * factors, rtol=1e-15)
     assert_same_bytes(layer.eval()(x), x)
+
+
+def test_gaussian_layer_refuses_p_1_before_drawing_its_seed():
+    generator = np.random.default_rng(5)
+    state = generator.bit_generator.state
+    with pytest.raises(ValueError, match="p must satisfy 0 <= p < 1"):
+        cdropout.GaussianDropout(1.0, seed=generator)
+    assert generator.bit_generator.state == state

@@ -2,6 +2,7 @@
 pickling, and its errors."""
 
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -214,3 +215,48 @@ def test_a_layer_pickled_by_version_0_1_resumes_its_stream():
     layer.calls = 5
     assert old.calls == 5
     assert_same_bytes(old(np.ones(64)), layer(np.ones(64)))
+
+
+def test_one_layer_called_from_several_threads_gives_each_call_its_own_mask():
+    layer = cdropout.Dropout(0.5, seed=0)
+    x = np.ones(1 << 20, np.float32)  # above the size where the GIL is released
+    barrier = threading.Barrier(4)
+    outputs = [None] * 4
+
+    def work(k):
+        barrier.wait()
+        outputs[k] = layer(x)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert layer.calls == 4
+    serial = cdropout.Dropout(0.5, seed=0)
+    expected = {serial(x).tobytes() for _ in range(4)}  # streams 0, 1, 2 and 3
+    assert {y.tobytes() for y in outputs} == expected
+
+
+def test_backward_follows_the_last_forward_call_of_the_calling_thread():
+    layer = cdropout.Dropout(0.5, seed=3)
+    x = np.ones(1000)
+    mine = layer(x)
+    other = threading.Thread(target=layer, args=(np.ones(1000),))
+    other.start()
+    other.join()
+    assert layer.calls == 2
+    assert_same_bytes(layer.backward(np.ones(1000)), mine)
+
+
+@pytest.mark.parametrize(
+    ("noise_shape", "error"),
+    [(3, TypeError), ("ab", TypeError), ((1.5, None), TypeError), ((True,), TypeError),
+     ((None, -1), ValueError), (b"\x01", TypeError), ({1: 2}, TypeError)],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "layer", [cdropout.Dropout, cdropout.AlphaDropout, cdropout.GaussianDropout]
+)
+def test_a_layer_checks_its_noise_shape_when_it_is_made(layer, noise_shape, error):
+    with pytest.raises(error, match="noise_shape"):
+        layer(0.5, seed=0, noise_shape=noise_shape)

@@ -91,3 +91,31 @@ def test_classic_to_inverted_with_p_one_gives_zeros():
         W, 1.0, axis=0, from_mode="classic", to_mode="inverted"
     )
     assert np.array_equal(out, np.zeros((2, 2)))
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix itself
+def test_rescale_weights_of_a_matrix_is_an_elementwise_rescale():
+    W = np.matrix([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    result = cdropout.rescale_weights(
+        W, [0.5, 0.0, 0.75], axis=0, from_mode="classic", to_mode="inverted"
+    )
+    assert type(result) is np.ndarray
+    assert np.array_equal(result, [[0.5, 1.0], [3.0, 4.0], [1.25, 1.5]])
+
+
+@pytest.mark.parametrize("axis", [True, False, np.bool_(True), 1.0, "0"])
+def test_rescale_weights_refuses_an_axis_that_is_not_an_int(axis):
+    with pytest.raises(TypeError, match="axis"):
+        cdropout.rescale_weights(
+            np.ones((2, 2)), 0.5, axis=axis, from_mode="classic", to_mode="inverted"
+        )
+
+
+@pytest.mark.parametrize("to_mode", ["classic", "inverted"])
+def test_rescale_weights_always_returns_native_byte_order(to_mode):
+    W = np.ones((3, 2), ">f8")
+    result = cdropout.rescale_weights(
+        W, 0.5, axis=0, from_mode="classic", to_mode=to_mode
+    )
+    assert result.dtype == np.float64 and result.dtype.isnative
+    assert np.array_equal(result, np.full((3, 2), 1.0 if to_mode == "classic" else 0.5))

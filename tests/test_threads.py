@@ -5,6 +5,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import textwrap
 import threading
 import time
 
@@ -192,3 +194,31 @@ def test_idle_openmp_threads_do_not_hold_a_core_after_a_call(tmp_path):
     # a spin count the user chose is the user's
     burned, variable, spin = _idle_spin({**env, "GOMP_SPINCOUNT": "2000"}, tmp_path)
     assert (variable, spin) == ("2000", "GOMP_SPINCOUNT=2000 (the user's)")
+
+
+def _run_python(code, timeout=120):
+    # from a neutral folder: a repository root would import its unbuilt source folder
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tempfile.gettempdir(),
+    )
+
+
+@pytest.mark.parametrize("n_threads", [40_000, 65_536, 2**31 - 1])
+def test_a_huge_thread_count_is_capped_not_fatal(n_threads):
+    # libgomp aborted the process ("Thread creation failed") or segfaulted
+    result = _run_python(f"""
+        import numpy as np, cdropout
+        x = np.ones(1 << 16, np.float32)
+        y = cdropout.dropout(x, 0.5, seed=1, n_threads={n_threads})
+        z = cdropout.dropout(np.ones((1 << 16) + 1), 0.5, seed=1, offset=3,
+                             n_threads={n_threads})
+        assert np.array_equal(y, cdropout.reference.dropout(x, 0.5, seed=1))
+        assert np.array_equal(z, cdropout.reference.dropout(np.ones(z.size), 0.5,
+                                                           seed=1, offset=3))
+        print("ok")
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
