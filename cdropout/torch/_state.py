@@ -78,8 +78,8 @@ def plain_autograd():
     """Whether autograd is the only thing that sees an eager call: no forward-mode AD
     and no torch.func transform. Such calls take an autograd.Function written the old
     way (forward(ctx, ...)), which PyTorch applies without binding the arguments to
-    forward's signature: PyTorch binds them for every call of a Function that has a
-    setup_context (in Python before 2.14, in C since), 15 us a call on 2.14."""
+    forward's signature, as it does for every call of a Function that has a
+    setup_context (bench/NOTES.md, "The eager PyTorch path")."""
     return not dual_level_open() and not transforms_active()
 
 
@@ -90,9 +90,8 @@ def plain_apply(function):
     """`function.apply` for an autograd.Function written the old way, without
     PyTorch's Python layer: 2.13's apply is a classmethod that checks for a
     setup_context and for transforms and unwraps dead torch.func wrappers (tensors
-    leaked from a finished transform) in Python, about 3 us a call at 1,000 elements,
-    before the C apply; 2.14's apply is the C apply. Only the input is a tensor here,
-    so it alone is unwrapped."""
+    leaked from a finished transform) in Python before the C apply; 2.14's apply is the
+    C apply. Only the input is a tensor here, so it alone is unwrapped."""
     c_apply = _C_APPLY.__get__(None, function)
     unwrap = _functorch.unwrap_if_dead
 

@@ -463,8 +463,9 @@ def _common_call(input, p, training, inplace, mode, seed):
     """dropout() in one Python call for its common call, else NotImplemented.
 
     Between a model's layers the caches hold PyTorch's code and data, and each Python
-    call and tensor attribute read costs 0.5-1 us instead of 0.1; the checked call is
-    about 25 of them. So the common call is checked and run here, as the NumPy API's
+    call and tensor attribute read costs several times what it costs back to back
+    (bench/NOTES.md, "The eager PyTorch path"); the checked call is about 25 of them.
+    So the common call is checked and run here, as the NumPy API's
     is in C (cdropout._kernel.dropout_fast); every other call, valid or not, gets
     NotImplemented and the checked call, which checks it and gives the same bytes.
     Nothing here raises.

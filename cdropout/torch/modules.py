@@ -68,7 +68,7 @@ class _CallKeys:
         seed = module.seed - 2**64 if module.seed >= 2**63 else module.seed
         key = _ops.call_key_op(module.calls, seed)
         # (an int64 buffer records nothing for autograd: no torch.no_grad(), whose
-        # region torch.export.load refuses in a training-mode program, torch 2.13)
+        # region torch.export.load refuses in a training-mode program)
         module.calls.add_(1)
         return key
 
