@@ -38,21 +38,26 @@ GAUSSIAN = Variant("Gaussian", has_mode=False, below_one=True)
 
 class Call:
     """A checked training call: x (an ndarray of a kernel dtype), p, mode, the output
-    `dst` (out, or a new array), the key, offset, the mask's shape and the thread
-    count."""
+    `dst` (out, or a new array), the key, offset, the mask's shape, the thread count and
+    the stream's name."""
 
-    __slots__ = ("x", "p", "mode", "dst", "key", "offset", "noise", "n_threads")
+    __slots__ = (
+        "x", "p", "mode", "dst", "key", "offset", "noise", "n_threads", "stream"
+    )  # fmt: skip
 
-    def __init__(self, x, p, mode, dst, key, offset, noise, n_threads):
+    def __init__(self, x, p, mode, dst, key, offset, noise, n_threads, stream):
         self.x, self.p, self.mode, self.dst, self.key = x, p, mode, dst, key
         self.offset, self.noise, self.n_threads = offset, noise, n_threads
+        self.stream = stream
 
 
-def checked(variant, x, p, seed, training, mode, out, offset, n_threads, noise_shape):
+def checked(variant, x, p, seed, training, mode, out, offset, n_threads, noise_shape,
+            stream):  # fmt: skip
     """A Call for a training call, or the finished result of an evaluation call."""
     p = variant.check_probability(p)
     training = _params.flag(training, "training")
     mode = _params.mode(mode) if variant.has_mode else "inverted"
+    stream = _params.stream(stream)
     given = x
     x = _params.float_array(x)
     out = _params.output(out, x, given)
@@ -66,4 +71,4 @@ def checked(variant, x, p, seed, training, mode, out, offset, n_threads, noise_s
     # last: a Generator (or a layer's counter) is drawn from only once all is valid
     # and allocated
     key = _params.seed_value(seed)
-    return Call(x, p, mode, dst, key, offset, noise, n_threads)
+    return Call(x, p, mode, dst, key, offset, noise, n_threads, stream)

@@ -13,8 +13,13 @@ cdef extern from "stream.h" nogil:
         CDR_BLOCK
         CDR_LANES
 
+    ctypedef struct cdr_stream_key:
+        uint64_t key
+        uint64_t gamma
+
     uint64_t cdr_key(uint64_t seed) noexcept
     uint64_t cdr_call_seed(uint64_t seed, uint64_t counter) noexcept
+    cdr_stream_key cdr_stream_key_of(uint64_t seed) noexcept
 
 
 cdef extern from "paths.h" nogil:
@@ -22,23 +27,33 @@ cdef extern from "paths.h" nogil:
         CDR_ISA_BASELINE
         CDR_ISA_AVX2
         CDR_ISA_AVX512
+        CDR_STREAM_XOSHIRO
+        CDR_STREAM_COUNTER
+        CDR_ACT_NONE
+        CDR_ACT_RELU
+        CDR_ACT_LEAKY
 
     ctypedef void (*cdr_widen_fn)(const uint16_t *src, float *dst, int64_t n) noexcept nogil
     ctypedef void (*cdr_narrow_fn)(const float *src, uint16_t *dst, int64_t n) noexcept nogil
 
+    ctypedef struct cdr_stream_loops:
+        void (*drop_f32)(const float *src, float *dst, cdr_stream_key key, uint64_t first,
+                         int64_t n, uint32_t threshold, float scale) noexcept nogil
+        void (*drop_f64)(const double *src, double *dst, cdr_stream_key key,
+                         uint64_t first, int64_t n, uint32_t threshold,
+                         double scale) noexcept nogil
+        void (*mask)(uint8_t *dst, cdr_stream_key key, uint64_t first, int64_t n,
+                     uint32_t threshold) noexcept nogil
+        void (*raw)(uint32_t *dst, cdr_stream_key key, uint64_t first,
+                    int64_t n) noexcept nogil
+        void (*drop2_f32)(const float *src, float *dst, cdr_stream_key key,
+                          uint64_t block, uint32_t threshold, float scale) noexcept nogil
+        void (*drop2_f64)(const double *src, double *dst, cdr_stream_key key,
+                          uint64_t block, uint32_t threshold, double scale) noexcept nogil
+
     ctypedef struct cdr_path:
         const char *name
-        void (*drop_f32)(const float *src, float *dst, uint64_t key, uint64_t first,
-                         int64_t n, uint32_t threshold, float scale) noexcept nogil
-        void (*drop_f64)(const double *src, double *dst, uint64_t key, uint64_t first,
-                         int64_t n, uint32_t threshold, double scale) noexcept nogil
-        void (*mask)(uint8_t *dst, uint64_t key, uint64_t first, int64_t n,
-                     uint32_t threshold) noexcept nogil
-        void (*raw)(uint32_t *dst, uint64_t key, uint64_t first, int64_t n) noexcept nogil
-        void (*drop2_f32)(const float *src, float *dst, uint64_t key, uint64_t block,
-                          uint32_t threshold, float scale) noexcept nogil
-        void (*drop2_f64)(const double *src, double *dst, uint64_t key, uint64_t block,
-                          uint32_t threshold, double scale) noexcept nogil
+        cdr_stream_loops streams[2]
         void (*gauss_fill)(const uint32_t *words, uint64_t first, int64_t n,
                            double *z) noexcept nogil
         void (*select_f32)(const float *src, float *dst, const uint8_t *keep, int64_t n,
@@ -53,6 +68,12 @@ cdef extern from "paths.h" nogil:
         cdr_narrow_fn narrow_bf16
         cdr_widen_fn widen_f16
         cdr_narrow_fn narrow_f16
+        void (*relu_f32)(const float *src, float *dst, int64_t n) noexcept nogil
+        void (*relu_f64)(const double *src, double *dst, int64_t n) noexcept nogil
+        void (*leaky_f32)(const float *src, float *dst, int64_t n,
+                          float slope) noexcept nogil
+        void (*leaky_f64)(const double *src, double *dst, int64_t n,
+                          double slope) noexcept nogil
 
     ctypedef struct cdr_cpu_info:
         int best_path
@@ -62,7 +83,21 @@ cdef extern from "paths.h" nogil:
     const cdr_path *cdr_select_path(int requested, int best) noexcept
     int cdr_prefetch_far  # how the out-of-cache loop prefetches (set at import)
     int64_t cdr_prefetch_near
-    void cdr_drop_through_f32(const cdr_path *path, cdr_widen_fn widen, cdr_narrow_fn narrow,
-                              const uint16_t *src, uint16_t *dst, uint64_t key,
-                              uint64_t first, int64_t n, uint32_t threshold,
-                              float scale) noexcept
+    void cdr_drop_through_f32(const cdr_stream_loops *loops, cdr_widen_fn widen,
+                              cdr_narrow_fn narrow, const uint16_t *src, uint16_t *dst,
+                              cdr_stream_key key, uint64_t first, int64_t n,
+                              uint32_t threshold, float scale) noexcept
+    void cdr_drop_activated_f32(const cdr_path *path, const cdr_stream_loops *loops,
+                                int act, float slope, const float *src, float *dst,
+                                cdr_stream_key key, uint64_t first, int64_t n,
+                                uint32_t threshold, float scale) noexcept
+    void cdr_drop_activated_f64(const cdr_path *path, const cdr_stream_loops *loops,
+                                int act, double slope, const double *src, double *dst,
+                                cdr_stream_key key, uint64_t first, int64_t n,
+                                uint32_t threshold, double scale) noexcept
+    void cdr_drop_activated_through_f32(const cdr_path *path,
+                                        const cdr_stream_loops *loops,
+                                        cdr_widen_fn widen, cdr_narrow_fn narrow, int act,
+                                        float slope, const uint16_t *src, uint16_t *dst,
+                                        cdr_stream_key key, uint64_t first, int64_t n,
+                                        uint32_t threshold, float scale) noexcept

@@ -12,6 +12,8 @@ _R = TypeVar("_R")
 BLOCK: int
 LANES: int
 ISA_LEVELS: dict[str, int]
+STREAMS: dict[str, int]
+ACTIVATIONS: dict[str, int]
 
 def with_fast_path(checked: Callable[_P, _R]) -> Callable[_P, _R]: ...
 def dropout_fast(
@@ -23,6 +25,7 @@ def dropout_fast(
     out: object,
     offset: object,
     n_threads: object,
+    stream: object,
 ) -> npt.NDArray[Any] | NotImplementedType: ...
 def dropout_into(
     src: npt.NDArray[np.floating],
@@ -32,12 +35,20 @@ def dropout_into(
     threshold: int,
     scale: float,
     n_threads: int,
+    stream: int = 0,
+    act: int = 0,
+    slope: float = 0.0,
 ) -> None: ...
 def mask_into(
-    dst: npt.NDArray[np.bool_], seed: int, offset: int, threshold: int, n_threads: int
+    dst: npt.NDArray[np.bool_],
+    seed: int,
+    offset: int,
+    threshold: int,
+    n_threads: int,
+    stream: int = 0,
 ) -> None: ...
 def raw_stream(
-    seed: int, offset: int, n: int, n_threads: int = 1
+    seed: int, offset: int, n: int, n_threads: int = 1, stream: int = 0
 ) -> npt.NDArray[np.uint32]: ...
 def set_thread_limits(usable_cpus: int, max_threads: int) -> None: ...
 def scale_floor(
@@ -46,7 +57,8 @@ def scale_floor(
 ) -> None: ...
 def dropout_memory(
     src: int, dst: int, n: int, kind: int, p: object, seed: object, mode: object,
-    offset: object, n_threads: object,
+    offset: object, n_threads: object, stream: object = "xoshiro", act: int = 0,
+    slope: float = 0.0,
 ) -> bool: ...
 def register_bfloat16(type_number: int) -> None: ...
 def mark_forked_child() -> None: ...

@@ -52,11 +52,14 @@ cdef int _bfloat16_type = -1
 cdef int _usable_cpus = 1
 cdef int _max_threads = 1
 
+# The streams by name, as the Python API takes them (cdr_path's streams).
+STREAMS = {"xoshiro": CDR_STREAM_XOSHIRO, "counter": CDR_STREAM_COUNTER}
+# The activations a dropout can be fused with, by name (paths.h).
+ACTIVATIONS = {"relu": CDR_ACT_RELU, "leaky_relu": CDR_ACT_LEAKY}
+
 # What a block loop writes: float32 or float64 dropout, bfloat16 or float16 dropout (their
-# 16-bit words, computed in float32), the keep mask (uint8, src and scale unused) or the
-# raw generator words (uint32, src, threshold and scale unused). The scale travels as a
-# double and is rounded to the element's arithmetic at the leaf (the callers pass it
-# already rounded).
+# 16-bit words, computed in float32), the keep mask (uint8, src unused) or the raw
+# generator words (uint32, src unused).
 ctypedef fused element:
     float
     double
@@ -66,9 +69,23 @@ ctypedef fused element:
     uint32_t
 
 
+# One call's work, the same for every block: the stream's loops and key, the threshold,
+# the scale (a double, rounded to the element's arithmetic at the leaf; the callers pass
+# it already rounded), the activation fused before the dropout, and whether whole blocks
+# go two at a time.
+cdef struct _Job:
+    const cdr_stream_loops *loops
+    cdr_stream_key key
+    uint32_t threshold
+    double scale
+    int act
+    double slope
+    bint interleave
+
+
 cdef inline void _run_block(const element *src, element *dst,  # OUT: dst
-                            Py_ssize_t n, uint64_t key, uint64_t offset, uint64_t block,
-                            uint32_t threshold, double scale) noexcept nogil:
+                            Py_ssize_t n, uint64_t offset, uint64_t block,
+                            const _Job *job) noexcept nogil:
     # The part of `block` that falls in elements [offset, offset + n) of the stream.
     cdef uint64_t lo = block * CDR_BLOCK
     cdef uint64_t hi = lo + CDR_BLOCK
@@ -77,28 +94,52 @@ cdef inline void _run_block(const element *src, element *dst,  # OUT: dst
     if hi > offset + <uint64_t>n:
         hi = offset + <uint64_t>n
     cdef Py_ssize_t at = <Py_ssize_t>(lo - offset)
+    cdef int64_t count = <int64_t>(hi - lo)
+    cdef const cdr_stream_loops *loops = job.loops
     if element is float:
-        _path.drop_f32(src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold,
-                       <float>scale)
+        if job.act:
+            cdr_drop_activated_f32(_path, loops, job.act, <float>job.slope, src + at,
+                                   dst + at, job.key, lo, count, job.threshold,
+                                   <float>job.scale)
+        else:
+            loops.drop_f32(src + at, dst + at, job.key, lo, count, job.threshold,
+                           <float>job.scale)
     elif element is double:
-        _path.drop_f64(src + at, dst + at, key, lo, <int64_t>(hi - lo), threshold, scale)
+        if job.act:
+            cdr_drop_activated_f64(_path, loops, job.act, job.slope, src + at, dst + at,
+                                   job.key, lo, count, job.threshold, job.scale)
+        else:
+            loops.drop_f64(src + at, dst + at, job.key, lo, count, job.threshold,
+                           job.scale)
     elif element is uint16_t:
-        cdr_drop_through_f32(_path, _path.widen_bf16, _path.narrow_bf16, src + at,
-                             dst + at, key, lo, <int64_t>(hi - lo), threshold,
-                             <float>scale)
+        _run_block_16(loops, _path.widen_bf16, _path.narrow_bf16, src + at, dst + at,
+                      lo, count, job)
     elif element is cdr_f16_word:
-        cdr_drop_through_f32(_path, _path.widen_f16, _path.narrow_f16,
-                             <const uint16_t *>(src + at), <uint16_t *>(dst + at), key, lo,
-                             <int64_t>(hi - lo), threshold, <float>scale)
+        _run_block_16(loops, _path.widen_f16, _path.narrow_f16,
+                      <const uint16_t *>(src + at), <uint16_t *>(dst + at), lo, count, job)
     elif element is uint8_t:
-        _path.mask(dst + at, key, lo, <int64_t>(hi - lo), threshold)
+        loops.mask(dst + at, job.key, lo, count, job.threshold)
     else:
-        _path.raw(dst + at, key, lo, <int64_t>(hi - lo))
+        loops.raw(dst + at, job.key, lo, count)
+
+
+cdef inline void _run_block_16(const cdr_stream_loops *loops, cdr_widen_fn widen,
+                               cdr_narrow_fn narrow, const uint16_t *src,
+                               uint16_t *dst, uint64_t first, int64_t n,  # OUT: dst
+                               const _Job *job) noexcept nogil:
+    # a 16-bit float type's block, through float32
+    if job.act:
+        cdr_drop_activated_through_f32(_path, loops, widen, narrow, job.act,
+                                       <float>job.slope, src, dst, job.key, first, n,
+                                       job.threshold, <float>job.scale)
+    else:
+        cdr_drop_through_f32(loops, widen, narrow, src, dst, job.key, first, n,
+                             job.threshold, <float>job.scale)
 
 
 cdef void _run_blocks(const element *src, element *dst,  # OUT: dst
-                      Py_ssize_t n, uint64_t key, uint64_t offset, uint32_t threshold,
-                      double scale, int n_threads, bint interleave) noexcept nogil:
+                      Py_ssize_t n, uint64_t offset, int n_threads,
+                      const _Job *job) noexcept nogil:
     # Elements [offset, offset + n) of the stream, src[0] and dst[0] being element `offset`.
     # Each block is a pure function of (key, block), so the split among threads changes
     # nothing in the result.
@@ -115,51 +156,60 @@ cdef void _run_blocks(const element *src, element *dst,  # OUT: dst
         n_threads = <int>n_pairs
     if n_threads > 1 and n >= PARALLEL_MIN and n_blocks > 1:
         for k in prange(n_pairs, schedule="static", num_threads=n_threads):
-            _run_pair(src, dst, n, key, offset, first_block + 2 * <uint64_t>k, threshold,
-                      scale, interleave)
+            _run_pair(src, dst, n, offset, first_block + 2 * <uint64_t>k, job)
         # end: prange
     else:
         for k in range(n_pairs):
-            _run_pair(src, dst, n, key, offset, first_block + 2 * <uint64_t>k, threshold,
-                      scale, interleave)
+            _run_pair(src, dst, n, offset, first_block + 2 * <uint64_t>k, job)
 
 
 cdef inline void _run_pair(const element *src, element *dst,  # OUT: dst
-                           Py_ssize_t n, uint64_t key, uint64_t offset, uint64_t block,
-                           uint32_t threshold, double scale, bint interleave) noexcept nogil:
+                           Py_ssize_t n, uint64_t offset, uint64_t block,
+                           const _Job *job) noexcept nogil:
     # Blocks `block` and `block + 1` of [offset, offset + n): interleaved where both are
-    # whole and `interleave` says so.
+    # whole, the job says so and the stream has a pair loop.
     cdef uint64_t lo = block * CDR_BLOCK
     cdef uint64_t end = offset + <uint64_t>n
     cdef Py_ssize_t at = <Py_ssize_t>(lo - offset)
-    if ((element is float or element is double) and interleave and lo >= offset
+    if ((element is float or element is double) and job.interleave and lo >= offset
             and lo + 2 * CDR_BLOCK <= end):
         if element is float:
-            _path.drop2_f32(src + at, dst + at, key, block, threshold, <float>scale)
+            job.loops.drop2_f32(src + at, dst + at, job.key, block, job.threshold,
+                                <float>job.scale)
         else:
-            _path.drop2_f64(src + at, dst + at, key, block, threshold, scale)
+            job.loops.drop2_f64(src + at, dst + at, job.key, block, job.threshold,
+                                job.scale)
         return
-    _run_block(src, dst, n, key, offset, block, threshold, scale)
+    _run_block(src, dst, n, offset, block, job)
     if lo + CDR_BLOCK < end:
-        _run_block(src, dst, n, key, offset, block + 1, threshold, scale)
+        _run_block(src, dst, n, offset, block + 1, job)
 
 
 cdef int _run_chunks(const element *src, element *dst,  # OUT: dst
                      Py_ssize_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
-                     double scale, int n_threads) except -1:
+                     double scale, int n_threads, int stream, int act=0,
+                     double slope=0.0) except -1:
     # Runs _run_blocks without the GIL chunk by chunk, cut at multiples of the chunk length
     # in stream indices, and checks for signals between chunks, so that Ctrl-C ends a long
     # call within about a millisecond (what is done stays done; see the docs).
-    cdef uint64_t key = cdr_key(seed)
+    cdef _Job job
+    job.loops = &_path.streams[stream]
+    job.key = cdr_stream_key_of(seed)
+    job.threshold = threshold
+    job.scale = scale
+    job.act = act
+    job.slope = slope
     cdef Py_ssize_t chunk = CHUNK_PER_THREAD * (n_threads if n_threads > 1 else 1)
     cdef Py_ssize_t start = 0, stop
     # decided on the whole call: its chunks are cut small for Ctrl-C, not for the cache
     cdef Py_ssize_t nbytes = n * <Py_ssize_t>sizeof(element)
-    cdef bint interleave = nbytes <= PAIR_MAX_BYTES
+    job.interleave = nbytes <= PAIR_MAX_BYTES
     if <const void *>src != <const void *>dst and not cdr_prefetch_far:
-        interleave = nbytes < PAIR_MAX_BYTES_SEPARATE
+        job.interleave = nbytes < PAIR_MAX_BYTES_SEPARATE
+    if job.loops.drop2_f32 == NULL or act:
+        job.interleave = False
     if n < PARALLEL_MIN:  # microseconds: releasing the GIL would cost more than it frees
-        _run_blocks(src, dst, n, key, offset, threshold, scale, 1, interleave)
+        _run_blocks(src, dst, n, offset, 1, &job)
         return 0
     while start < n:
         stop = <Py_ssize_t>(((offset + <uint64_t>start) // <uint64_t>chunk + 1)
@@ -167,8 +217,8 @@ cdef int _run_chunks(const element *src, element *dst,  # OUT: dst
         if stop > n:
             stop = n
         with nogil:
-            _run_blocks(src + start if src != NULL else NULL, dst + start, stop - start, key,
-                        offset + <uint64_t>start, threshold, scale, n_threads, interleave)
+            _run_blocks(src + start if src != NULL else NULL, dst + start, stop - start,
+                        offset + <uint64_t>start, n_threads, &job)
         PyErr_CheckSignals()
         start = stop
     return 0
@@ -225,18 +275,20 @@ def with_fast_path(checked):
     `checked`, which checks it fully. The signature must match checked's: a test pins it.
     """
     def dropout(x, p=0.5, *, seed=None, training=True, mode="inverted", out=None,
-                offset=0, n_threads=None, noise_shape=None):
+                offset=0, n_threads=None, noise_shape=None, stream="xoshiro"):
         if noise_shape is None:
-            result = _dropout_fast(x, p, seed, training, mode, out, offset, n_threads)
+            result = _dropout_fast(x, p, seed, training, mode, out, offset, n_threads,
+                                   stream)
             if result is not NotImplemented:
                 return result
         return checked(x, p, seed=seed, training=training, mode=mode, out=out,
-                       offset=offset, n_threads=n_threads, noise_shape=noise_shape)
+                       offset=offset, n_threads=n_threads, noise_shape=noise_shape,
+                       stream=stream)
     functools.update_wrapper(dropout, checked)
     return dropout
 
 
-def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
+def dropout_fast(x, p, seed, training, mode, out, offset, n_threads, stream):
     """The whole of cdropout.dropout for the common call, else NotImplemented.
 
     At 1,000 elements the call overhead is most of the cost, so the common call is
@@ -244,16 +296,17 @@ def dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
     float32, float64 or (see register_bfloat16) bfloat16 ndarray; out None, x itself
     (or another view of exactly x's memory), or another such array of x's dtype and
     shape that shares no byte with x; a Python float 0 < p < 1; a Python int seed
-    in [0, 2**64); training True; a known mode; offset 0; n_threads None or a Python
-    int in [1, cdropout._threads.MAX_THREADS]. Every other call, valid or not, gets
-    NotImplemented and goes through cdropout.functional, which checks it fully and
+    in [0, 2**64); training True; a known mode and stream; offset 0; n_threads None or
+    a Python int in [1, cdropout._runtime.MAX_THREADS]. Every other call, valid or not,
+    gets NotImplemented and goes through cdropout.functional, which checks it fully and
     gives the same bytes.
     """
-    return _dropout_fast(x, p, seed, training, mode, out, offset, n_threads)
+    return _dropout_fast(x, p, seed, training, mode, out, offset, n_threads, stream)
 
 
-cdef bint _common_call(p, seed, training, mode, offset, n_threads,
-                       uint32_t *threshold, double *scale, int *threads):  # OUT: all three
+cdef bint _common_call(p, seed, training, mode, offset, n_threads, stream_name,
+                       uint32_t *threshold, double *scale, int *threads,
+                       int *stream):  # OUT: the last four
     # The stream arguments of the common call (see dropout_fast) turned into the kernel's,
     # or False for any other call. The scale is rounded to the dtype by _dropout_raw (a C
     # cast rounds to nearest, as NumPy does).
@@ -268,6 +321,12 @@ cdef bint _common_call(p, seed, training, mode, offset, n_threads,
         scale[0] = 1.0 / (1.0 - prob)
     elif mode == "classic":
         scale[0] = 1.0
+    else:
+        return False
+    if stream_name == "xoshiro":
+        stream[0] = CDR_STREAM_XOSHIRO
+    elif stream_name == "counter":
+        stream[0] = CDR_STREAM_COUNTER
     else:
         return False
     cdef uint64_t rounded = _threshold(prob)
@@ -287,13 +346,14 @@ cdef bint _common_call(p, seed, training, mode, offset, n_threads,
     return True
 
 
-cdef object _dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
+cdef object _dropout_fast(x, p, seed, training, mode, out, offset, n_threads,
+                          stream_name):
     # dropout_fast without a Python call, for with_fast_path
     cdef uint32_t threshold
     cdef double scale
-    cdef int threads
-    if not _common_call(p, seed, training, mode, offset, n_threads,
-                        &threshold, &scale, &threads):
+    cdef int threads, stream
+    if not _common_call(p, seed, training, mode, offset, n_threads, stream_name,
+                        &threshold, &scale, &threads, &stream):
         return NotImplemented
     if out is None:
         if not _is_ready(x, False):
@@ -306,15 +366,16 @@ cdef object _dropout_fast(x, p, seed, training, mode, out, offset, n_threads):
         out = x
     elif not _is_separate_output(x, out):
         return NotImplemented
-    _dropout_into(x, out, seed, 0, threshold, scale, threads)
+    _dropout_into(x, out, seed, 0, threshold, scale, threads, stream)
     return out
 
 
 def dropout_memory(size_t src, size_t dst, Py_ssize_t n, int kind, p, seed, mode,
-                   offset, n_threads):
+                   offset, n_threads, stream="xoshiro", int act=0, double slope=0.0):
     """The common call of dropout_fast on raw memory; True if done, else False (nothing
     written): n elements of NumPy type number `kind` (float16, float32, float64, or
-    uint16 for bfloat16's words) at address `src`, written at `dst`.
+    uint16 for bfloat16's words) at address `src`, written at `dst`; `act` (a value of
+    ACTIVATIONS, 0 for none) fused before the dropout, with leaky_relu's `slope`.
 
     For PyTorch's tensors, whose NumPy views cost microseconds of PyTorch's dispatch.
     Trusts its caller for the memory: src and dst each hold n C-contiguous elements of
@@ -323,7 +384,7 @@ def dropout_memory(size_t src, size_t dst, Py_ssize_t n, int kind, p, seed, mode
     """
     cdef uint32_t threshold
     cdef double scale
-    cdef int threads
+    cdef int threads, stream_number
     cdef size_t size
     if kind == cnp.NPY_FLOAT32:
         size = 4
@@ -334,52 +395,57 @@ def dropout_memory(size_t src, size_t dst, Py_ssize_t n, int kind, p, seed, mode
     else:
         return False
     if (n < 1 or src == 0 or dst == 0 or src % size or dst % size
-            or not _common_call(p, seed, True, mode, offset, n_threads,
-                                &threshold, &scale, &threads)):
+            or not _common_call(p, seed, True, mode, offset, n_threads, stream,
+                                &threshold, &scale, &threads, &stream_number)):
         return False
     _dropout_raw(<const void *>src, <void *>dst, n, kind, seed, 0, threshold, scale,
-                 threads)
+                 threads, stream_number, act, slope)
     return True
 
 
 def dropout_into(cnp.ndarray src, cnp.ndarray dst, uint64_t seed, uint64_t offset,
-                 uint32_t threshold, double scale, int n_threads):
+                 uint32_t threshold, double scale, int n_threads, int stream=0,
+                 int act=0, double slope=0.0):
     """Write dropout of `src` into `dst` for stream elements [offset, offset + src.size).
 
     Trusts its caller: src and dst are native, aligned, C-contiguous, non-empty float16,
     float32, float64 or uint16 arrays (uint16: the bits of bfloat16; float16 and bfloat16
     compute in float32) of one dtype and size, either the same array or not overlapping;
-    scale is already rounded to the dtype's arithmetic; n_threads >= 1.
+    scale is already rounded to the dtype's arithmetic; n_threads >= 1; stream a value
+    of STREAMS; act a value of ACTIVATIONS (0: none), fused before the dropout.
     """
-    _dropout_into(src, dst, seed, offset, threshold, scale, n_threads)
+    _dropout_into(src, dst, seed, offset, threshold, scale, n_threads, stream, act,
+                  slope)
 
 
 cdef int _dropout_into(cnp.ndarray src, cnp.ndarray dst,  # OUT: dst
                        uint64_t seed, uint64_t offset, uint32_t threshold, double scale,
-                       int n_threads) except -1:
+                       int n_threads, int stream, int act=0,
+                       double slope=0.0) except -1:
     # dropout_into without a Python call, for the fast path
     cdef int kind = cnp.PyArray_TYPE(src)
     _dropout_raw(cnp.PyArray_DATA(src), cnp.PyArray_DATA(dst), cnp.PyArray_SIZE(src),
                  cnp.NPY_UINT16 if kind == _bfloat16_type else kind, seed, offset,
-                 threshold, scale, n_threads)
+                 threshold, scale, n_threads, stream, act, slope)
 
 
 cdef int _dropout_raw(const void *src, void *dst, Py_ssize_t n, int kind,  # OUT: dst
                       uint64_t seed, uint64_t offset, uint32_t threshold, double scale,
-                      int n_threads) except -1:
+                      int n_threads, int stream, int act, double slope) except -1:
     # the kernel on n elements of NumPy type `kind` (NPY_UINT16: bfloat16's words)
     if kind == cnp.NPY_FLOAT32:
         _run_chunks[float](<const float *>src, <float *>dst, n, seed, offset, threshold,
-                           <float>scale, n_threads)
+                           <float>scale, n_threads, stream, act, slope)
     elif kind == cnp.NPY_UINT16:
         _run_chunks[uint16_t](<const uint16_t *>src, <uint16_t *>dst, n, seed, offset,
-                              threshold, <float>scale, n_threads)
+                              threshold, <float>scale, n_threads, stream, act, slope)
     elif kind == cnp.NPY_FLOAT16:
         _run_chunks[cdr_f16_word](<const cdr_f16_word *>src, <cdr_f16_word *>dst, n,
-                                  seed, offset, threshold, <float>scale, n_threads)
+                                  seed, offset, threshold, <float>scale, n_threads,
+                                  stream, act, slope)
     else:
         _run_chunks[double](<const double *>src, <double *>dst, n, seed, offset,
-                            threshold, scale, n_threads)
+                            threshold, scale, n_threads, stream, act, slope)
 
 
 cdef inline void _broadcast_row(const floating *src, floating *dst,  # OUT: dst
@@ -513,17 +579,20 @@ def gauss_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray words, cnp.ndarray 
 
 
 def mask_into(cnp.ndarray dst, uint64_t seed, uint64_t offset, uint32_t threshold,
-              int n_threads):
+              int n_threads, int stream=0):
     """Write the keep mask (1 = kept) of stream elements [offset, offset + dst.size).
 
-    Trusts its caller: dst is a non-empty C-contiguous array of one-byte items.
+    Trusts its caller: dst is a non-empty C-contiguous array of one-byte items; stream
+    a value of STREAMS.
     """
     _run_chunks[uint8_t](NULL, <uint8_t *>cnp.PyArray_DATA(dst), cnp.PyArray_SIZE(dst),
-                         seed, offset, threshold, 0, n_threads)
+                         seed, offset, threshold, 0, n_threads, stream)
 
 
-def raw_stream(uint64_t seed, uint64_t offset, Py_ssize_t n, int n_threads=1):
-    """The generator's 32-bit words for stream elements [offset, offset + n).
+def raw_stream(uint64_t seed, uint64_t offset, Py_ssize_t n, int n_threads=1,
+               int stream=0):
+    """The generator's 32-bit words for stream elements [offset, offset + n), of the
+    stream with this value of STREAMS.
 
     Gaussian dropout's source, and the hook for known-answer tests and RNG test
     batteries; not a public API.
@@ -531,7 +600,7 @@ def raw_stream(uint64_t seed, uint64_t offset, Py_ssize_t n, int n_threads=1):
     out = cnp.PyArray_EMPTY(1, [n], cnp.NPY_UINT32, 0)
     if n > 0:
         _run_chunks[uint32_t](NULL, <uint32_t *>cnp.PyArray_DATA(out), n, seed, offset, 0,
-                              0, n_threads)
+                              0, n_threads, stream)
     return out
 
 

@@ -13,6 +13,9 @@ import numpy as np
 from cdropout._bfloat16 import is_bfloat16
 
 MODES = ("inverted", "classic")
+# the random streams (docs/stream.md): xoshiro128++ lanes in blocks (the NumPy API's
+# default), and the counter-based SplitMix64 stream that compilers can generate
+STREAMS = ("xoshiro", "counter")
 FLOAT_DTYPES = ("float16", "float32", "float64", "bfloat16")
 OFFSET_LIMIT = 2**63  # offset + size stays below this: 64-bit indices, no wraparound
 THRESHOLD_ALL = 2**32  # the threshold of p = 1: every 32-bit word is below it
@@ -35,6 +38,12 @@ def probability(p):
 def mode(value):
     if not isinstance(value, str) or value not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {value!r}")
+    return value
+
+
+def stream(value):
+    if not isinstance(value, str) or value not in STREAMS:
+        raise ValueError(f"stream must be one of {STREAMS}, got {value!r}")
     return value
 
 

@@ -23,6 +23,7 @@ Seed: TypeAlias = Union[
     ModuleType,  # the numpy.random module itself
 ]
 Mode: TypeAlias = Literal["inverted", "classic"]
+Stream: TypeAlias = Literal["xoshiro", "counter"]
 NoiseShape: TypeAlias = Sequence[Union[int, None]]
 Shape: TypeAlias = Union[int, Sequence[int]]
 Probability: TypeAlias = Union[float, np.floating[Any]]

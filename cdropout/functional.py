@@ -14,7 +14,15 @@ import numpy.typing as npt
 
 from cdropout import _bfloat16, _call, _kernel, _params, _runtime
 from cdropout._threads import resolve_threads
-from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed, Shape
+from cdropout._typing import (
+    FloatArray,
+    Mode,
+    NoiseShape,
+    Probability,
+    Seed,
+    Shape,
+    Stream,
+)
 
 
 # The common call (contiguous native float16/32/64 or bfloat16, float p, int seed: see
@@ -31,6 +39,7 @@ def dropout(
     offset: int = 0,
     n_threads: int | None = None,
     noise_shape: NoiseShape | None = None,
+    stream: Stream = "xoshiro",
 ) -> FloatArray:
     """Randomly zero elements of `x` with probability `p`, and rescale the rest.
 
@@ -72,6 +81,12 @@ def dropout(
         (N, C, H, W), ``noise_shape=(N, C, 1, 1)`` drops whole channels like PyTorch's
         Dropout2d, and ``(None, None, 1, 1)`` says the same for any size. The mask's
         own C-order indices (plus `offset`) are its element indices in the stream.
+    stream : {"xoshiro", "counter"}
+        The random stream (docs/stream.md): "xoshiro", xoshiro128++ lanes in blocks of
+        4096 elements (the default); "counter", the counter-based SplitMix64 stream
+        (java.util.SplittableRandom's), whose every word is a function of the key and
+        the element index alone, so that compilers generate it fused with the
+        operations around it (cdropout.torch's default).
 
     Returns
     -------
@@ -116,12 +131,11 @@ def dropout(
     True
     """
     call = _call.checked(_call.DROPOUT, x, p, seed, training, mode, out, offset,
-                         n_threads, noise_shape)  # fmt: skip
+                         n_threads, noise_shape, stream)  # fmt: skip
     if not isinstance(call, _call.Call):
         return call  # evaluation
-    x, p, dst, key, offset, n_threads = (
-        call.x, call.p, call.dst, call.key, call.offset, call.n_threads
-    )
+    x, p, dst, key, offset = call.x, call.p, call.dst, call.key, call.offset
+    work = (key, offset, call.n_threads, _kernel.STREAMS[call.stream])
     threshold = _params.threshold(p)
     if x.size == 0:
         return dst
@@ -131,23 +145,24 @@ def dropout(
         dst[...] = 0.0
     else:
         scale = _params.training_scale(p, call.mode, x.dtype)
-        noise = call.noise
-        if noise != x.shape:
-            _drop_broadcast(x, dst, noise, key, offset, threshold, scale, n_threads)
+        if call.noise != x.shape:
+            _drop_broadcast(x, dst, call.noise, threshold, scale, work)
         elif _bfloat16.is_bfloat16(x.dtype):  # the kernel works on its 16-bit words
             _runtime.take_bfloat16(x.dtype)  # the fast path takes the next ones
-            _drop_plain(_bfloat16.words(x), _bfloat16.words(dst), key, offset,
-                        threshold, scale, n_threads)  # fmt: skip
+            words = _bfloat16.words(x), _bfloat16.words(dst)
+            _drop_plain(*words, threshold, scale, work)
         else:  # float16 too: the kernel reads and writes its words
-            _drop_plain(x, dst, key, offset, threshold, scale, n_threads)
+            _drop_plain(x, dst, threshold, scale, work)
     return dst
 
 
-def _drop_plain(x, dst, seed, offset, threshold, scale, n_threads):
+def _drop_plain(x, dst, threshold, scale, work):
     # A function of its own: a closure inside dropout() would give dropout() cells that
-    # cost ~90 ns on every call it runs.
+    # cost ~90 ns on every call it runs. work: (key, offset, n_threads, stream number).
+    key, offset, n_threads, stream = work
+
     def kernel(src, to):
-        _kernel.dropout_into(src, to, seed, offset, threshold, scale, n_threads)
+        _kernel.dropout_into(src, to, key, offset, threshold, scale, n_threads, stream)
 
     _on_kernel_memory(x, dst, kernel)
 
@@ -187,10 +202,11 @@ def _on_kernel_memory_any_float(x, dst, kernel):
         _on_kernel_memory(x, dst, kernel)
 
 
-def _drop_broadcast(x, dst, noise, seed, offset, threshold, scale, n_threads):
+def _drop_broadcast(x, dst, noise, threshold, scale, work):
     # The mask over the noise shape, then one pass over x applying it broadcast.
+    key, offset, n_threads, stream = work
     keep = np.empty(noise, np.uint8)
-    _kernel.mask_into(keep, seed, offset, threshold, n_threads)
+    _kernel.mask_into(keep, key, offset, threshold, n_threads, stream)
     apply_keep(x, dst, keep, scale, n_threads)
 
 
@@ -243,6 +259,7 @@ def alpha_dropout(
     offset: int = 0,
     n_threads: int | None = None,
     noise_shape: NoiseShape | None = None,
+    stream: Stream = "xoshiro",
 ) -> FloatArray:
     """Alpha dropout, for self-normalising (SELU) networks: PyTorch's AlphaDropout.
 
@@ -255,7 +272,7 @@ def alpha_dropout(
 
     Parameters
     ----------
-    x, p, seed, training, out, offset, n_threads, noise_shape
+    x, p, seed, training, out, offset, n_threads, noise_shape, stream
         As for dropout(). p = 0 is an exact copy, p = 1 all zeros. With a noise_shape,
         the decisions of the mask's elements are broadcast (FeatureAlphaDropout of
         PyTorch drops whole channels this way).
@@ -280,19 +297,19 @@ def alpha_dropout(
     (0.0, 1.0)
     """
 
-    def alpha_kernel(x, p, seed, offset, noise, n_threads):
+    def alpha_kernel(x, p, seed, offset, noise, n_threads, stream):
         threshold = _params.threshold(p)
         if threshold == _params.THRESHOLD_ALL:
             return None  # all zeros
         a, b, c = _params.alpha_constants(p, x.dtype)
         keep = np.empty(noise, np.uint8)
-        _kernel.mask_into(keep, seed, offset, threshold, n_threads)
+        _kernel.mask_into(keep, seed, offset, threshold, n_threads, stream)
         if noise != x.shape:
             keep = np.ascontiguousarray(np.broadcast_to(keep, x.shape))
         return lambda src, to: _kernel.affine_into(src, to, keep, a, b, c)
 
     return _variant(_call.ALPHA, x, p, seed, training, out, offset, n_threads,
-                    noise_shape, alpha_kernel)  # fmt: skip
+                    noise_shape, stream, alpha_kernel)  # fmt: skip
 
 
 GAUSS_CHUNK = 1 << 16  # elements per batch of stream words
@@ -308,6 +325,7 @@ def gaussian_dropout(
     offset: int = 0,
     n_threads: int | None = None,
     noise_shape: NoiseShape | None = None,
+    stream: Stream = "xoshiro",
 ) -> FloatArray:
     """Gaussian dropout (Keras's GaussianDropout): multiply by N(1, p / (1 - p)).
 
@@ -319,7 +337,7 @@ def gaussian_dropout(
 
     Parameters
     ----------
-    x, seed, training, out, offset, n_threads
+    x, seed, training, out, offset, n_threads, stream
         As for dropout(). The threads generate the stream's words; the deviates are
         computed on the calling thread.
     p : float
@@ -347,7 +365,7 @@ def gaussian_dropout(
     (1.0, 1.0)
     """
 
-    def gaussian_kernel(x, p, seed, offset, noise, n_threads):
+    def gaussian_kernel(x, p, seed, offset, noise, n_threads, stream):
         sigma = _params.gaussian_sigma(p)
 
         def kernel(src, to):
@@ -357,7 +375,7 @@ def gaussian_dropout(
                 stop = min(start + GAUSS_CHUNK, flat_src.size)
                 first = offset + start
                 count = _pairs_end(first, stop - start)
-                words = _kernel.raw_stream(seed, first & ~1, count, n_threads)
+                words = _kernel.raw_stream(seed, first & ~1, count, n_threads, stream)
                 _kernel.gauss_into(flat_src[start:stop], flat_dst[start:stop], words,
                                    deviates, first, sigma)  # fmt: skip
 
@@ -370,26 +388,27 @@ def gaussian_dropout(
         return lambda src, to: np.multiply(src, factors, out=to)
 
     return _variant(_call.GAUSSIAN, x, p, seed, training, out, offset, n_threads,
-                    noise_shape, gaussian_kernel)  # fmt: skip
+                    noise_shape, stream, gaussian_kernel)  # fmt: skip
 
 
 def _variant(variant, x, p, seed, training, out, offset, n_threads, noise_shape,
-             make_kernel):  # fmt: skip
+             stream, make_kernel):  # fmt: skip
     """What alpha and Gaussian dropout share after the checked call: the identity for
     p = 0 and empty inputs, and float16 through float32.
 
-    make_kernel(x, p, seed, offset, noise, n_threads) gives the kernel(src, dst) of the
-    training arithmetic, or None for all zeros.
+    make_kernel(x, p, seed, offset, noise, n_threads, stream number) gives the
+    kernel(src, dst) of the training arithmetic, or None for all zeros.
     """
     call = _call.checked(variant, x, p, seed, training, "inverted", out, offset,
-                         n_threads, noise_shape)  # fmt: skip
+                         n_threads, noise_shape, stream)  # fmt: skip
     if not isinstance(call, _call.Call):
         return call  # evaluation: the identity
     x, dst = call.x, call.dst
     if x.size == 0 or call.p == 0.0:
         np.copyto(dst, x)
         return dst
-    kernel = make_kernel(x, call.p, call.key, call.offset, call.noise, call.n_threads)
+    kernel = make_kernel(x, call.p, call.key, call.offset, call.noise, call.n_threads,
+                         _kernel.STREAMS[call.stream])  # fmt: skip
     if kernel is None:
         dst[...] = 0.0
     else:
@@ -409,15 +428,16 @@ def dropout_mask(
     seed: Seed = None,
     offset: int = 0,
     n_threads: int | None = None,
+    stream: Stream = "xoshiro",
 ) -> npt.NDArray[np.bool_]:
-    """The keep mask that dropout() applies for the same seed, p and offset.
+    """The keep mask that dropout() applies for the same seed, p, offset and stream.
 
     Parameters
     ----------
     shape : int or tuple of ints
     p : float
         Probability of dropping each element, 0 <= p <= 1.
-    seed, offset, n_threads
+    seed, offset, n_threads, stream
         As for dropout().
 
     Returns
@@ -440,6 +460,7 @@ def dropout_mask(
     p = _params.probability(p)
     offset = _params.offset(offset, math.prod(dims))
     n_threads = resolve_threads(n_threads)
+    stream = _kernel.STREAMS[_params.stream(stream)]
     mask = np.empty(dims, np.bool_)
     # last: a Generator is drawn from only once all is valid and allocated
     key = _params.seed_value(seed)
@@ -451,7 +472,7 @@ def dropout_mask(
     elif threshold == _params.THRESHOLD_ALL:
         mask[...] = False
     else:
-        _kernel.mask_into(mask, key, offset, threshold, n_threads)
+        _kernel.mask_into(mask, key, offset, threshold, n_threads, stream)
     return mask
 
 

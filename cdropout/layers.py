@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from cdropout import _call, _kernel, _params
-from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed
+from cdropout._typing import FloatArray, Mode, NoiseShape, Probability, Seed, Stream
 from cdropout.functional import alpha_dropout, dropout, dropout_mask, gaussian_dropout
 
 
@@ -48,6 +48,8 @@ class Dropout:
         The mask's shape, per axis 1 (one decision broadcast along it) or None (the
         input's size): ``(None, None, 1, 1)`` drops whole channels of (N, C, H, W)
         inputs, like PyTorch's Dropout2d and Keras's SpatialDropout2D.
+    stream : {"xoshiro", "counter"}
+        The random stream, as for cdropout.dropout.
 
     Attributes
     ----------
@@ -102,9 +104,11 @@ class Dropout:
 
     def __init__(self, p: Probability = 0.5, *, mode: Mode = "inverted",
                  seed: Seed = None, inplace: bool = False,
-                 noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
+                 noise_shape: NoiseShape | None = None,
+                 stream: Stream = "xoshiro") -> None:  # fmt: skip
         self.p = self._variant.check_probability(p)
         self.mode = _params.mode(mode)
+        self.stream = _params.stream(stream)
         self.inplace = _params.flag(inplace, "inplace")
         self.noise_shape = _params.noise_spec(noise_shape)
         # last: a Generator is drawn from only once all is valid
@@ -112,7 +116,7 @@ class Dropout:
         self.training = True
         self._calls = 0  # the stream number of the next training call
         self._lock = threading.Lock()
-        # per thread: (stream seed or None in evaluation, shape) of its last call
+        # per thread: (the key of its last call or None in evaluation, shape)
         self._local = threading.local()
 
     @property
@@ -154,6 +158,7 @@ class Dropout:
         state = dict(state)
         if "calls" in state:  # pickled by cdropout 0.1, where it was a plain attribute
             state["_calls"] = state.pop("calls")
+        state.setdefault("stream", "xoshiro")  # pickled before 0.3: the only stream
         last = state.pop("_last", None)
         self.__dict__.update(state)
         self._lock = threading.Lock()
@@ -168,6 +173,8 @@ class Dropout:
         extra = f", mode={self.mode!r}" if self._has_mode else ""
         if self.noise_shape is not None:
             extra += f", noise_shape={self.noise_shape!r}"
+        if self.stream != "xoshiro":
+            extra += f", stream={self.stream!r}"
         return f"{type(self).__name__}(p={self.p!r}, inplace={self.inplace!r}{extra})"
 
     def train(self, mode: bool = True) -> "Dropout":
@@ -181,9 +188,8 @@ class Dropout:
 
     def _apply(self, x: Any, **kwargs: Any) -> FloatArray:
         """This layer's function of x (the subclasses' variants override it)."""
-        return dropout(
-            x, self.p, mode=self.mode, noise_shape=self.noise_shape, **kwargs
-        )
+        return dropout(x, self.p, mode=self.mode, noise_shape=self.noise_shape,
+                       stream=self.stream, **kwargs)  # fmt: skip
 
     def forward(self, x: Any, training: bool | None = None) -> FloatArray:
         """The layer's output for `x`: in the layer's mode, or in training if
@@ -199,17 +205,17 @@ class Dropout:
     __call__ = forward
 
     def _checked_gradient(self, grad):
-        """The last call's stream (None in evaluation) and grad, checked against it."""
+        """The last call's key (None in evaluation) and grad, checked against it."""
         if self._last is None:
             raise RuntimeError("backward() needs a forward call first; none was made")
-        stream, shape = self._last
+        key, shape = self._last
         grad = _params.float_array(grad, "grad")
         if grad.shape != shape:
             raise ValueError(
                 f"grad must have the shape {shape} of the last forward output, "
                 f"got {grad.shape}"
             )
-        return stream, grad
+        return key, grad
 
     def backward(self, grad: Any) -> FloatArray:
         """The gradient with respect to the input of the last forward call.
@@ -217,10 +223,10 @@ class Dropout:
         Dropout is linear in its input: the gradient is the same mask and the same scale
         applied to `grad`, regenerated from the last call's stream.
         """
-        stream, grad = self._checked_gradient(grad)
-        if stream is None:
+        key, grad = self._checked_gradient(grad)
+        if key is None:
             return self._apply(grad, training=False)
-        return self._apply(grad, seed=stream)
+        return self._apply(grad, seed=key)
 
 
 class AlphaDropout(Dropout):
@@ -242,26 +248,28 @@ class AlphaDropout(Dropout):
     """
 
     def __init__(self, p: Probability = 0.5, *, seed: Seed = None,
-                 inplace: bool = False,
-                 noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
-        super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape)
+                 inplace: bool = False, noise_shape: NoiseShape | None = None,
+                 stream: Stream = "xoshiro") -> None:  # fmt: skip
+        super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape,
+                         stream=stream)  # fmt: skip
 
     _variant = _call.ALPHA
     _has_mode = False
 
     def _apply(self, x: Any, **kwargs: Any) -> FloatArray:
-        return alpha_dropout(x, self.p, noise_shape=self.noise_shape, **kwargs)
+        return alpha_dropout(x, self.p, noise_shape=self.noise_shape,
+                             stream=self.stream, **kwargs)  # fmt: skip
 
     def backward(self, grad: Any) -> FloatArray:
         """The gradient with respect to the input of the last forward call."""
-        stream, grad = self._checked_gradient(grad)
-        if stream is None or self.p == 0.0:
+        key, grad = self._checked_gradient(grad)
+        if key is None or self.p == 0.0:
             return np.array(grad, grad.dtype.newbyteorder("="), order="C")
         a, _, _ = (
             _params.alpha_constants(self.p, grad.dtype) if self.p < 1 else (0, 0, 0)
         )
         keep = dropout_mask(_params.noise_shape(self.noise_shape, grad.shape), self.p,
-                            seed=stream)  # fmt: skip
+                            seed=key, stream=self.stream)  # fmt: skip
         compute = np.float32 if grad.dtype.itemsize <= 4 else np.float64
         result = np.where(keep, grad.astype(compute) * compute(a), compute(0.0))
         return result.astype(grad.dtype.newbyteorder("="))
@@ -286,12 +294,14 @@ class GaussianDropout(Dropout):
     """
 
     def __init__(self, p: Probability = 0.5, *, seed: Seed = None,
-                 inplace: bool = False,
-                 noise_shape: NoiseShape | None = None) -> None:  # fmt: skip
-        super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape)
+                 inplace: bool = False, noise_shape: NoiseShape | None = None,
+                 stream: Stream = "xoshiro") -> None:  # fmt: skip
+        super().__init__(p, seed=seed, inplace=inplace, noise_shape=noise_shape,
+                         stream=stream)  # fmt: skip
 
     _variant = _call.GAUSSIAN
     _has_mode = False
 
     def _apply(self, x: Any, **kwargs: Any) -> FloatArray:
-        return gaussian_dropout(x, self.p, noise_shape=self.noise_shape, **kwargs)
+        return gaussian_dropout(x, self.p, noise_shape=self.noise_shape,
+                                stream=self.stream, **kwargs)  # fmt: skip

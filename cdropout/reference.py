@@ -1,15 +1,20 @@
 """The pure NumPy twin of the kernel: the same stream, the same arithmetic, readable.
 
 Every result of cdropout.dropout and cdropout.dropout_mask equals this module's byte for
-byte. The stream (docs/stream.md; in C, cdropout/src/stream.h):
+byte. The streams (docs/stream.md; in C, cdropout/src/stream.h), element i being the
+offset plus the flat C index, and key = mix64(seed + GAMMA):
 
-    key        = mix64(seed + GAMMA)                  mix64: splitmix64's finaliser
-    block      = (offset + flat C index) // BLOCK
+"xoshiro":
+    block      = i // BLOCK
     block_key  = mix64(key ^ fmix64(block))          fmix64: MurmurHash3's finaliser
     w[k]       = mix64(block_key + (k + 1) * GAMMA),  k = 0 .. 31
     lane l     = xoshiro128++ seeded (lo w[2l], hi w[2l], lo w[2l+1], hi w[2l+1])
     element j of a block takes output j // LANES of lane j % LANES
-    dropped    iff that 32-bit output < T = round(p * 2**32)
+"counter" (java.util.SplittableRandom's stream):
+    gamma      = mix_gamma(seed + 2 GAMMA)
+    u(i)       = the low (i even) or high (i odd) half of
+                 mix64(key + (i // 2 + 1) gamma)
+and element i is dropped iff its 32-bit word u(i) < T = round(p * 2**32).
 
 It works on NumPy uint64 and uint32 arrays, vectorised over blocks and lanes, so that
 wraparound is silent and 1e6 elements take a fraction of a second.
@@ -25,6 +30,7 @@ from cdropout._threads import resolve_threads
 BLOCK = 4096  # elements per block, each with its own generator state
 LANES = 16  # xoshiro128++ generators per block, interleaved element by element
 GAMMA = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment, 2**64 / golden ratio
+_TWO_GAMMA = np.uint64(2 * 0x9E3779B97F4A7C15 % 2**64)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -46,14 +52,39 @@ def fmix64(z):
     return z ^ (z >> np.uint64(33))
 
 
+def mix_gamma(z):
+    """java.util.SplittableRandom's mixGamma on a uint64 array: fmix64, made odd, with
+    at least 24 changes between neighbouring bits."""
+    z = fmix64(z) | np.uint64(1)
+    transitions = np.bitwise_count(z ^ (z >> np.uint64(1)))
+    return np.where(transitions < 24, z ^ np.uint64(0xAAAAAAAAAAAAAAAA), z)
+
+
 def _rotl(x, k):
     return (x << np.uint32(k)) | (x >> np.uint32(32 - k))
 
 
-def raw_stream(seed, offset, n):
-    """The generator's 32-bit words of stream elements [offset, offset + n)."""
+def raw_stream(seed, offset, n, stream="xoshiro"):
+    """The stream's 32-bit words of elements [offset, offset + n)."""
     if n == 0:
         return np.empty(0, np.uint32)
+    if _params.stream(stream) == "counter":
+        return _counter_words(seed, offset, n)
+    return _xoshiro_words(seed, offset, n)
+
+
+def _counter_words(seed, offset, n):
+    seed = np.array([seed], np.uint64)
+    key, gamma = mix64(seed + GAMMA), mix_gamma(seed + _TWO_GAMMA)
+    first_pair, last_pair = offset // 2, (offset + n - 1) // 2
+    pairs = np.arange(first_pair, last_pair + 1, dtype=np.uint64)
+    z = mix64(key + (pairs + np.uint64(1)) * gamma)
+    halves = np.stack([z & _LOW32, z >> np.uint64(32)], axis=1).astype(np.uint32)
+    start = offset - 2 * first_pair  # 0, or 1 when offset is odd
+    return halves.reshape(-1)[start : start + n]
+
+
+def _xoshiro_words(seed, offset, n):
     first_block, last_block = offset // BLOCK, (offset + n - 1) // BLOCK
     blocks = np.arange(first_block, last_block + 1, dtype=np.uint64)
     key = mix64(np.array([seed], np.uint64) + GAMMA)
@@ -77,9 +108,9 @@ def raw_stream(seed, offset, n):
     return out.reshape(-1)[start : start + n]
 
 
-def _keep(seed, p, offset, n):
+def _keep(seed, p, offset, n, stream):
     """The flat keep decisions of stream elements [offset, offset + n)."""
-    words = raw_stream(seed, offset, n).astype(np.uint64)
+    words = raw_stream(seed, offset, n, stream).astype(np.uint64)
     return words >= np.uint64(_params.threshold(p)) if p < 1.0 else np.zeros(n, bool)
 
 
@@ -128,6 +159,7 @@ def dropout(
     offset=0,
     n_threads=None,
     noise_shape=None,
+    stream="xoshiro",
 ):
     """Pure NumPy twin of cdropout.dropout: the same arguments and the same bytes.
 
@@ -147,13 +179,14 @@ def dropout(
     True
     """
     call = _call.checked(_call.DROPOUT, x, p, seed, training, mode, out, offset,
-                         n_threads, noise_shape)  # fmt: skip
+                         n_threads, noise_shape, stream)  # fmt: skip
     if not isinstance(call, _call.Call):
         return call  # evaluation
     x, p, seed, offset, noise = call.x, call.p, call.key, call.offset, call.noise
     flat = _flat_native_copy(x)
     if p > 0.0:  # p = 0 is an exact copy: not even a multiply by 1
-        keep = _broadcast_flat(_keep(seed, p, offset, math.prod(noise)), noise, x.shape)
+        words = _keep(seed, p, offset, math.prod(noise), call.stream)
+        keep = _broadcast_flat(words, noise, x.shape)
         if p < 1.0:
             scale = _params.training_scale(p, call.mode, x.dtype)
             with np.errstate(over="ignore", invalid="ignore"):  # inf, as in the kernel
@@ -168,7 +201,7 @@ def dropout(
 
 
 def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
-                  n_threads=None, noise_shape=None):  # fmt: skip
+                  n_threads=None, noise_shape=None, stream="xoshiro"):  # fmt: skip
     """Pure NumPy twin of cdropout.alpha_dropout: the same arguments and the same bytes.
 
     Kept elements become x * a + b (a multiply, then an add, in the dtype's arithmetic:
@@ -183,7 +216,7 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     True
     """
     call = _call.checked(_call.ALPHA, x, p, seed, training, "inverted", out, offset,
-                         n_threads, noise_shape)  # fmt: skip
+                         n_threads, noise_shape, stream)  # fmt: skip
     if not isinstance(call, _call.Call):
         return call  # evaluation: the identity
     x, p, seed, offset, noise = call.x, call.p, call.key, call.offset, call.noise
@@ -191,7 +224,8 @@ def alpha_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     if p > 0.0 and _params.threshold(p) == _params.THRESHOLD_ALL:
         flat = np.zeros_like(flat)
     elif p > 0.0:  # p = 0 is an exact copy
-        keep = _broadcast_flat(_keep(seed, p, offset, math.prod(noise)), noise, x.shape)
+        words = _keep(seed, p, offset, math.prod(noise), call.stream)
+        keep = _broadcast_flat(words, noise, x.shape)
         a, b, c = _params.alpha_constants(p, x.dtype)
         compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
@@ -245,14 +279,14 @@ def _sincos_turn(w):
     return sine, cosine
 
 
-def standard_normal(seed, offset, n):
+def standard_normal(seed, offset, n, stream="xoshiro"):
     """The stream's standard normal deviates of elements [offset, offset + n).
 
     Box-Muller on the words of each element pair (2k, 2k+1): u = (w[2k] + 1/2) / 2**32,
     r = sqrt(-2 ln u), and 2 pi w[2k+1] / 2**32 the angle; 2k takes the cosine side.
     """
     first = offset & ~1
-    words = raw_stream(seed, first, ((offset & 1) + n + 1) & ~1)
+    words = raw_stream(seed, first, ((offset & 1) + n + 1) & ~1, stream)
     k = (offset & 1) + np.arange(n)
     pair = k & ~1
     u = (words[pair].astype(np.float64) + 0.5) / 4294967296.0
@@ -262,7 +296,7 @@ def standard_normal(seed, offset, n):
 
 
 def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
-                     n_threads=None, noise_shape=None):  # fmt: skip
+                     n_threads=None, noise_shape=None, stream="xoshiro"):  # fmt: skip
     """Pure NumPy twin of cdropout.gaussian_dropout: the same arguments and bytes.
 
     Examples
@@ -274,13 +308,13 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     True
     """
     call = _call.checked(_call.GAUSSIAN, x, p, seed, training, "inverted", out,
-                         offset, n_threads, noise_shape)  # fmt: skip
+                         offset, n_threads, noise_shape, stream)  # fmt: skip
     if not isinstance(call, _call.Call):
         return call  # evaluation: the identity
     x, p, seed, offset, noise = call.x, call.p, call.key, call.offset, call.noise
     flat = _flat_native_copy(x)
     if p > 0.0 and flat.size:
-        z = standard_normal(seed, offset, math.prod(noise))
+        z = standard_normal(seed, offset, math.prod(noise), call.stream)
         factor = _broadcast_flat(1.0 + _params.gaussian_sigma(p) * z, noise, x.shape)
         compute = np.float32 if x.dtype.itemsize <= 4 else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
@@ -289,7 +323,8 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     return _written(flat, call)
 
 
-def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None):
+def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None,
+                 stream="xoshiro"):  # fmt: skip
     """Pure NumPy twin of cdropout.dropout_mask: the same arguments and the same bytes.
 
     Examples
@@ -303,5 +338,6 @@ def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None):
     size = math.prod(shape)
     offset = _params.offset(offset, size)
     resolve_threads(n_threads)
+    stream = _params.stream(stream)
     seed = _params.seed_value(seed)
-    return _keep(seed, p, offset, size).reshape(shape)
+    return _keep(seed, p, offset, size, stream).reshape(shape)

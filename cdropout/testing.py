@@ -2,14 +2,22 @@
 
 - assert_same_bytes: equal dtype, shape and bit patterns (-0.0 and NaN payloads
   cannot hide), the check behind every byte-for-byte promise.
-- word, mix64, fmix64, call_seed: a third, deliberately naive implementation of the
-  stream (docs/stream.md) in pure Python integers, one element at a time, no arrays,
-  no vectors: slow, and easy to check by eye against the specification.
+- word, mix64, fmix64, mix_gamma, call_seed: a third, deliberately naive implementation
+  of both streams (docs/stream.md) in pure Python integers, one element at a time, no
+  arrays, no vectors: slow, and easy to check by eye against the specification.
 """
 
 import numpy as np
 
-__all__ = ["GAMMA", "assert_same_bytes", "call_seed", "fmix64", "mix64", "word"]
+__all__ = [
+    "GAMMA",
+    "assert_same_bytes",
+    "call_seed",
+    "fmix64",
+    "mix64",
+    "mix_gamma",
+    "word",
+]
 
 
 def assert_same_bytes(actual: np.ndarray, desired: np.ndarray) -> None:
@@ -57,9 +65,20 @@ def rotl32(x, k):
     return ((x << k) | (x >> (32 - k))) & M32
 
 
-def word(seed, index):
-    """The 32-bit output that decides stream element `index`."""
+def mix_gamma(z):
+    """java.util.SplittableRandom's mixGamma: fmix64, odd, with at least 24 changes
+    between neighbouring bits."""
+    z = fmix64(z) | 1
+    return z ^ 0xAAAAAAAAAAAAAAAA if bin(z ^ (z >> 1)).count("1") < 24 else z
+
+
+def word(seed, index, stream="xoshiro"):
+    """The 32-bit word that decides element `index` of the stream."""
     key = mix64((seed + GAMMA) & M64)
+    if stream == "counter":  # new SplittableRandom(seed).split()'s outputs, halved
+        gamma = mix_gamma((seed + 2 * GAMMA) & M64)
+        z = mix64((key + (index // 2 + 1) * gamma) & M64)
+        return (z >> (32 * (index % 2))) & M32
     block, j = divmod(index, BLOCK)
     block_key = mix64(key ^ fmix64(block))
     lane, step = j % LANES, j // LANES

@@ -15,8 +15,9 @@ from cdropout.testing import assert_same_bytes
 B = _kernel.BLOCK
 
 
-def _fast(x, p=0.5, seed=1, training=True, mode="inverted", out=None, offset=0, n=None):
-    return _kernel.dropout_fast(x, p, seed, training, mode, out, offset, n)
+def _fast(x, p=0.5, seed=1, training=True, mode="inverted", out=None, offset=0, n=None,
+          stream="xoshiro"):  # fmt: skip
+    return _kernel.dropout_fast(x, p, seed, training, mode, out, offset, n, stream)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])

@@ -1,5 +1,6 @@
-"""The core test: the kernel equals cdropout.reference byte for byte, over dtypes, sizes
-around the block length, p, seeds, thread counts, offsets and memory layouts."""
+"""The core test: the kernel equals cdropout.reference byte for byte, over both
+streams, dtypes, sizes around the block length, p, seeds, thread counts, offsets and
+memory layouts."""
 
 import numpy as np
 import pytest
@@ -26,34 +27,41 @@ def _data(size, dtype):
     return x
 
 
+@pytest.mark.parametrize("stream", ["xoshiro", "counter"])
 @pytest.mark.parametrize("offset", OFFSETS)
 @pytest.mark.parametrize("p", PS)
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_dropout_equals_reference(dtype, size, p, offset):
+def test_dropout_equals_reference(dtype, size, p, offset, stream):
     x = _data(size, dtype)
     for seed in SEEDS:
         for mode in ("inverted", "classic"):
-            desired = reference.dropout(x, p, seed=seed, offset=offset, mode=mode)
+            desired = reference.dropout(
+                x, p, seed=seed, offset=offset, mode=mode, stream=stream
+            )
             for n_threads in (1, 2, 3):
                 actual = cdropout.dropout(
-                    x, p, seed=seed, offset=offset, mode=mode, n_threads=n_threads
+                    x, p, seed=seed, offset=offset, mode=mode, n_threads=n_threads,
+                    stream=stream,
                 )
                 assert_same_bytes(actual, desired)
     in_place = x.copy()
-    result = cdropout.dropout(in_place, p, seed=SEEDS[0], offset=offset, out=in_place)
+    result = cdropout.dropout(in_place, p, seed=SEEDS[0], offset=offset, out=in_place,
+                              stream=stream)  # fmt: skip
     assert result is in_place
-    assert_same_bytes(in_place, reference.dropout(x, p, seed=SEEDS[0], offset=offset))
+    desired = reference.dropout(x, p, seed=SEEDS[0], offset=offset, stream=stream)
+    assert_same_bytes(in_place, desired)
 
 
+@pytest.mark.parametrize("stream", ["xoshiro", "counter"])
 @pytest.mark.parametrize("offset", OFFSETS)
 @pytest.mark.parametrize("p", PS)
 @pytest.mark.parametrize("size", SIZES)
-def test_mask_equals_reference(size, p, offset):
+def test_mask_equals_reference(size, p, offset, stream):
     for seed in SEEDS:
         assert_same_bytes(
-            cdropout.dropout_mask(size, p, seed=seed, offset=offset),
-            reference.dropout_mask(size, p, seed=seed, offset=offset),
+            cdropout.dropout_mask(size, p, seed=seed, offset=offset, stream=stream),
+            reference.dropout_mask(size, p, seed=seed, offset=offset, stream=stream),
         )
 
 

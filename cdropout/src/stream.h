@@ -1,9 +1,12 @@
 /*
- * The random stream as docs/stream.md specifies it: the hash functions, the key of a
- * seed, the seed of a layer's call, and the initial state of a block's xoshiro128++
- * lanes. Scalar C, no ISA and no Python; the vectorised loops that run the stream are
- * the per-path templates (xoshiro_loops.inc.h), and cdropout/reference.py is its NumPy
+ * The two random streams as docs/stream.md specifies them: the hash functions, the key
+ * of a seed, the seed of a layer's call, the initial state of a block's xoshiro128++
+ * lanes, and the word of an element of the counter stream. Scalar C, no ISA and no
+ * Python; the vectorised loops that run the streams are the per-path templates
+ * (xoshiro_loops.inc.h, counter_loops.inc.h), and cdropout/reference.py is their NumPy
  * twin.
+ *
+ * The xoshiro stream ("xoshiro", the NumPy API's default):
  *
  *   key        = mix64(seed + GAMMA)                 the first splitmix64 output for `seed`
  *   block      = element_index / CDR_BLOCK           element_index = offset + flat C index
@@ -17,6 +20,14 @@
  *
  * xoshiro128++ rather than a `+` variant: its scrambler leaves every output bit of full
  * quality, so the whole 32-bit word is compared with T (bench/NOTES.md, "The scrambler").
+ *
+ * The counter stream ("counter", cdropout.torch's default): the word of element i is a
+ * pure function of (key, i), so that a compiler can generate it in place, fused into the
+ * operations around it (the same bytes eager and compiled). It is java.util's
+ * SplittableRandom: with start = mix64(seed + GAMMA) (the key above) and an odd increment
+ * gamma = mix_gamma(seed + 2 GAMMA) (the pair that `new SplittableRandom(seed).split()`
+ * holds), pair k of elements (2k, 2k + 1) takes the low and the high half of
+ * mix64(start + (k + 1) gamma), its (k+1)-th nextLong().
  */
 #ifndef CDROPOUT_STREAM_H
 #define CDROPOUT_STREAM_H
@@ -56,6 +67,35 @@ static inline uint64_t cdr_key(uint64_t seed) { return cdr_mix64(seed + CDR_GAMM
 static inline uint64_t cdr_call_seed(uint64_t seed, uint64_t counter)
 {
     return cdr_mix64(seed ^ cdr_fmix64(counter + CDR_GAMMA));
+}
+
+/* The two words a stream's loops take: the key, and the counter stream's increment
+ * (the xoshiro stream does not read it). */
+typedef struct {
+    uint64_t key;
+    uint64_t gamma;
+} cdr_stream_key;
+
+/* SplittableRandom's mixGamma: MurmurHash3's fmix64, odd, and with at least 24 changes
+ * between neighbouring bits (a gamma with few makes mix64's outputs of consecutive
+ * counters alike). */
+static inline uint64_t cdr_mix_gamma(uint64_t z)
+{
+    z = cdr_fmix64(z) | 1;
+    return __builtin_popcountll(z ^ (z >> 1)) < 24 ? z ^ 0xaaaaaaaaaaaaaaaaULL : z;
+}
+
+static inline cdr_stream_key cdr_stream_key_of(uint64_t seed)
+{
+    const cdr_stream_key key = {cdr_key(seed), cdr_mix_gamma(seed + 2 * CDR_GAMMA)};
+    return key;
+}
+
+/* The counter stream's word of element i. */
+static inline uint32_t cdr_counter_word(cdr_stream_key key, uint64_t i)
+{
+    const uint64_t z = cdr_mix64(key.key + ((i >> 1) + 1) * key.gamma);
+    return (uint32_t)(z >> (32 * (i & 1)));
 }
 
 /* The initial state of a block's lanes, word by word: w[0][l] is lane l's first word.
