@@ -137,12 +137,15 @@ typedef uint64_t P_(cdr_u64mem_)
         WALK(memcpy(w, u, sizeof w);                                                       \
              for (int l = 0; l < CDR_LANES; l++) CDR_MASK_ONE(i + l, w[l]);, CDR_MASK_ONE); \
     }                                                                                      \
-    CDR_DEFINE_DROP(STREAM, f32, float, uint32_t, CDR_SELECT_F32, WALK)                    \
-    CDR_DEFINE_DROP(STREAM, f64, double, uint64_t, CDR_SELECT_F64, WALK)
+    CDR_DEFINE_DROP(STREAM, f32, float, uint32_t, CDR_SELECT_F32, CDR_SELECT_F32_MASKED,   \
+                    WALK)                                                                  \
+    CDR_DEFINE_DROP(STREAM, f64, double, uint64_t, CDR_SELECT_F64, CDR_SELECT_F64_MASKED,  \
+                    WALK)
 #define CDR_RAW_ONE(k, word) (dst[k] = (word))
 #define CDR_MASK_ONE(k, word) (dst[k] = (uint8_t)((word) >= threshold))
-/* the dropout of one float type, in place or into a disjoint dst */
-#define CDR_DEFINE_DROP(STREAM, SUFFIX, FLOAT, UINT, SELECT, WALK)                         \
+/* the dropout of one float type, in place (the masked select where the path has one)
+ * or into a disjoint dst */
+#define CDR_DEFINE_DROP(STREAM, SUFFIX, FLOAT, UINT, SELECT, SELECT_MASKED, WALK)          \
     static void P_(cdr_##STREAM##_drop_##SUFFIX##_)(const FLOAT *src, FLOAT *dst,          \
                                                     cdr_stream_key key, uint64_t first,    \
                                                     int64_t n, uint32_t threshold,         \
@@ -150,7 +153,12 @@ typedef uint64_t P_(cdr_u64mem_)
     {                                                                                      \
         typedef UINT cdr_bits; /* the float's bits, for CDR_DROP_ONE */                    \
         const u32v t = (u32v){0} + threshold;                                              \
-        WALK(CDR_PREFETCH_STEP(FLOAT); for (int v = 0; v < NV; v++)                        \
-                 SELECT(dst + i + v * CDR_VW, src + i + v * CDR_VW, scale, u[v], t);,      \
-             CDR_DROP_ONE);                                                                \
+        if (CDR_MASKED_IN_PLACE && src == dst)                                             \
+            WALK(CDR_PREFETCH_STEP(FLOAT); for (int v = 0; v < NV; v++) SELECT_MASKED(     \
+                     dst + i + v * CDR_VW, src + i + v * CDR_VW, scale, u[v], t);,         \
+                 CDR_DROP_ONE);                                                            \
+        else                                                                               \
+            WALK(CDR_PREFETCH_STEP(FLOAT); for (int v = 0; v < NV; v++)                    \
+                     SELECT(dst + i + v * CDR_VW, src + i + v * CDR_VW, scale, u[v], t);,  \
+                 CDR_DROP_ONE);                                                            \
     }
