@@ -47,9 +47,11 @@ def _layouts(dtype):
         {"p": 0.0},
     ],
 )
-def test_the_op_gives_the_numpy_apis_bytes(dtype, layout, kwargs):
+@pytest.mark.parametrize("stream", ["counter", "xoshiro"])
+def test_the_op_gives_the_numpy_apis_bytes(dtype, layout, kwargs, stream):
+    # for the same seed and stream (cdropout.torch's default is the counter stream)
     x = _layouts(dtype)[layout]
-    kwargs = {"p": 0.3, **kwargs}
+    kwargs = {"p": 0.3, **kwargs, "stream": stream}
     p = kwargs.pop("p")
     y = ct.dropout(x, p, seed=12, **kwargs)
     expected = numpy_dropout(x, p, seed=12, **kwargs)
@@ -69,7 +71,7 @@ def test_contiguous_tensors_of_many_blocks_and_misaligned_ones_give_the_bytes(
     memory = bytearray(values.element_size() * n + 1)
     misaligned = torch.frombuffer(memory, dtype=dtype, offset=1, count=n)
     misaligned.copy_(values)
-    expected = reference.dropout(_ops.as_numpy(values), 0.3, seed=8, n_threads=1)
+    expected = reference.dropout(_ops.as_numpy(values), 0.3, seed=8, stream="counter")
     for x in (values.clone(), misaligned):
         y = ct.dropout(x, 0.3, seed=8, n_threads=n_threads)
         assert np.array_equal(bits(y), expected.view(bits(y).dtype))
@@ -107,8 +109,9 @@ def _checked_call_only(monkeypatch):
 @pytest.mark.parametrize("mode", ["inverted", "classic"])
 @pytest.mark.parametrize("seed", [7, 2**64 - 1, None])
 @pytest.mark.parametrize("p", [0.3, 1 - 2**-34])  # (the second: the kernel declines)
+@pytest.mark.parametrize("stream", ["counter", "xoshiro"])
 def test_the_common_call_gives_the_checked_calls_bytes_key_and_version(
-    dtype, inplace, grad, mode, seed, p, monkeypatch
+    dtype, inplace, grad, mode, seed, p, stream, monkeypatch
 ):
     # functional._common_call runs the common eager call in one Python call: the
     # same bytes, gradient, draw from PyTorch's generator and version bump
@@ -120,10 +123,11 @@ def test_the_common_call_gives_the_checked_calls_bytes_key_and_version(
         x = values.clone().requires_grad_(grad)
         version = x._version
         torch.manual_seed(11)
-        taken = fn._common_call(x.detach().clone(), p, True, inplace, mode, seed)
+        call = (p, True, inplace, mode, seed, stream)
+        taken = fn._common_call(x.detach().clone(), *call)
         assert (taken is NotImplemented) == (path == "checked")
         torch.manual_seed(11)
-        y = ct.dropout(x, p, inplace=inplace, mode=mode, seed=seed)
+        y = ct.dropout(x, p, inplace=inplace, mode=mode, seed=seed, stream=stream)
         assert (y is x) == inplace and y.is_contiguous()
         next_draw = torch.randint(2**62, ())
         gradient = torch.autograd.grad(y.sum(), x)[0] if grad else None
@@ -162,6 +166,7 @@ def _declined_calls():
         "inplace": [1, "yes", np.bool_(True)],
         "mode": ["bogus", np.array(["inverted"]), None],
         "seed": [-1, 2**64, np.uint64(3), 3.0, [1, 2]],
+        "stream": ["philox", None, b"counter"],
     }
     for name, values in arguments.items():
         for value in values:
@@ -185,7 +190,7 @@ def test_the_common_call_declines_every_other_call_and_touches_nothing(name):
     # raises here)
     tensor, kwargs, context = _declined_calls()[name]
     call = {"p": 0.5, "training": True, "inplace": False, "mode": "inverted",
-            "seed": None, **kwargs}  # fmt: skip
+            "seed": None, "stream": "counter", **kwargs}  # fmt: skip
     if isinstance(tensor, np.ndarray):
         before, same = tensor.copy(), np.array_equal
     else:  # (meta and sparse tensors have no values to compare)
@@ -220,7 +225,7 @@ def test_the_common_call_declines_under_torch_func_transforms():
     x = torch.randn(3, 4)
 
     def declined(t):
-        taken = fn._common_call(t, 0.5, True, False, "inverted", 1)
+        taken = fn._common_call(t, 0.5, True, False, "inverted", 1, "counter")
         assert taken is NotImplemented
         return ct.dropout(t, 0.5, seed=1)
 
@@ -231,7 +236,8 @@ def test_the_common_call_declines_under_torch_func_transforms():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_in_place_and_noise_shape_give_the_same_bytes(dtype):
     x = torch.randn(4, 5, 6, 7).to(dtype)
-    expected = numpy_dropout(x, 0.4, seed=3, noise_shape=(None, None, 1, 1))
+    expected = numpy_dropout(x, 0.4, seed=3, noise_shape=(None, None, 1, 1),
+                             stream="counter")  # fmt: skip
     assert ct.dropout(x, 0.4, seed=3, inplace=True, noise_shape=(None, None, 1, 1)) is x
     assert np.array_equal(bits(x), expected.view(bits(x).dtype))
 
@@ -241,7 +247,7 @@ def test_bfloat16_is_rounded_once_from_the_float32_result():
     y = ct.dropout(x, 0.3, seed=5)
     y32 = ct.dropout(x.float(), 0.3, seed=5)
     assert torch.equal(y, y32.to(torch.bfloat16))  # PyTorch's own rounding
-    np_ref = reference.dropout(_ops.as_numpy(x), 0.3, seed=5)
+    np_ref = reference.dropout(_ops.as_numpy(x), 0.3, seed=5, stream="counter")
     assert np.array_equal(bits(y), np_ref.view(np.int16))
 
 
@@ -275,7 +281,8 @@ def test_a_drawn_key_is_the_generators_next_two_32_bit_words():
     x = torch.randn(1000)
     compiled = torch.compile(ct.dropout, fullgraph=True)
     for seed in (0, 1, 11):
-        expected = cdropout.dropout(x.numpy(), 0.5, seed=key_after(seed)).view(np.int32)
+        expected = cdropout.dropout(x.numpy(), 0.5, seed=key_after(seed),
+                                    stream="counter").view(np.int32)  # fmt: skip
         y = ct.dropout(x, 0.5, generator=torch.Generator().manual_seed(seed))
         assert np.array_equal(bits(y), expected)
         for call in (ct.dropout, compiled):  # PyTorch's default generator
@@ -357,12 +364,13 @@ def test_the_registered_operators_and_the_eager_path_agree():
     x = torch.randn(3000, dtype=torch.float64, requires_grad=True)
     for mode in ("inverted", "classic"):
         by_op = torch.ops.cdropout.dropout(x, key, 0.3, mode, 7, 1, [])
-        eager = ct.dropout(x, 0.3, seed=seed, offset=7, mode=mode)
+        eager = ct.dropout(x, 0.3, seed=seed, offset=7, mode=mode, stream="xoshiro")
         assert torch.equal(by_op, eager)
         grads = [torch.autograd.grad(y.sum(), x)[0] for y in (by_op, eager)]
         assert torch.equal(*grads)
     alpha_op = torch.ops.cdropout.alpha_dropout(x, key, 0.3, 7, 1, [])
-    assert torch.equal(alpha_op, alpha_dropout(x, 0.3, seed=seed, offset=7))
+    assert torch.equal(alpha_op, alpha_dropout(x, 0.3, seed=seed, offset=7,
+                                               stream="xoshiro"))  # fmt: skip
     small = x[:40].detach().requires_grad_()
     assert torch.autograd.gradcheck(
         lambda t: torch.ops.cdropout.dropout(t, key, 0.4, "inverted", 0, 1, []),
@@ -370,10 +378,6 @@ def test_the_registered_operators_and_the_eager_path_agree():
     )
     assert torch.autograd.gradcheck(
         lambda t: torch.ops.cdropout.alpha_dropout(t, key, 0.4, 0, 1, []), (small,)
-    )
-    counter = torch.tensor(3)
-    assert int(torch.ops.cdropout.call_key(counter, 11)) & (2**64 - 1) == (
-        cdropout._kernel.call_seed(11, 3)
     )
 
 

@@ -48,7 +48,6 @@ def _opcheck_cases():
         ),
         "dropout_": (ops.dropout_.default, (x.detach(), key, 0.3, "classic", 0, 1, [])),
         "alpha_dropout": (ops.alpha_dropout.default, (x, key, 0.3, 0, 1, [])),
-        "call_key": (ops.call_key.default, (torch.tensor(3), -99)),
     }
 
 
@@ -73,10 +72,11 @@ def test_compile_fullgraph_takes_in_place_calls(layout):
     assert torch.equal(torch.compile(f, fullgraph=True)(x), f(x))
 
 
-def test_compile_fullgraph_gives_the_eager_bytes_and_export_keeps_the_op():
-    eager, compiled = _mlp(ct.Dropout(0.5, seed=7)), _mlp(ct.Dropout(0.5, seed=7))
+@pytest.mark.parametrize("stream", ["counter", "xoshiro"])
+def test_compile_fullgraph_gives_the_eager_bytes_and_export_records_the_stream(stream):
+    eager, compiled = (_mlp(ct.Dropout(0.5, seed=7, stream=stream)) for _ in "ab")
     for model in (eager, compiled):
-        model[5] = ct.Dropout(0.1, seed=8)
+        model[5] = ct.Dropout(0.1, seed=8, stream=stream)
     x = torch.randn(4, 16, requires_grad=True)
     fast = torch.compile(compiled, fullgraph=True)
     for _ in range(2):
@@ -89,10 +89,10 @@ def test_compile_fullgraph_gives_the_eager_bytes_and_export_keeps_the_op():
         assert torch.equal(x.grad, grad_eager)
         x.grad = None
     assert int(eager[2].calls) == int(compiled[2].calls) == 2  # backward takes none
-    program = torch.export.export(_mlp(ct.Dropout(0.5, seed=7)), (torch.randn(4, 16),))
-    code = program.graph_module.code
-    assert "torch.ops.cdropout.dropout.default" in code
-    assert "torch.ops.cdropout.call_key.default" in code
+    model = _mlp(ct.Dropout(0.5, seed=7, stream=stream))
+    code = torch.export.export(model, (torch.randn(4, 16),)).graph_module.code
+    # the counter stream as PyTorch's operations; the xoshiro stream, cdropout's
+    assert ("torch.ops.cdropout.dropout.default" in code) == (stream == "xoshiro")
 
 
 @pytest.mark.parametrize(

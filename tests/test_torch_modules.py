@@ -28,7 +28,7 @@ def test_a_module_resumed_from_its_state_dict_draws_the_uninterrupted_masks():
     resumed.load_state_dict(state)
     assert torch.equal(resumed(x), outputs[3]) and torch.equal(resumed(x), outputs[4])
     # the NumPy layer's stream: call k of seed s is cdropout._kernel.call_seed(s, k)
-    layer = cdropout.Dropout(0.5, seed=11)
+    layer = cdropout.Dropout(0.5, seed=11, stream="counter")
     assert np.array_equal(outputs[0].numpy(), layer(np.ones(64, np.float32)))
 
 

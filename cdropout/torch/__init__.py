@@ -27,6 +27,8 @@ from cdropout.torch.functional import (  # noqa: E402
     dropout2d,
     dropout3d,
     feature_alpha_dropout,
+    leaky_relu_dropout,
+    relu_dropout,
 )
 from cdropout.torch.modules import (  # noqa: E402
     AlphaDropout,
@@ -51,5 +53,7 @@ __all__ = [
     "dropout2d",
     "dropout3d",
     "feature_alpha_dropout",
+    "leaky_relu_dropout",
+    "relu_dropout",
     "swap_dropout",
 ]

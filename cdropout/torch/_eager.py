@@ -40,8 +40,8 @@ def _pair(name, work, derivative):
     work(input, *arguments) is the forward into a new tensor; derivative(family,
     change, arguments) the derivative applied to a change of the input, computed with
     the Functions of the same family (so that it is differentiable in turn). The
-    arguments are (key, p, mode, offset, n_threads, noise_shape), the key an int or a
-    key drawn when forward asks for it (resolved). `name` names the
+    arguments are (key, p, mode, stream, offset, n_threads, noise_shape), the key an int
+    or a key drawn when forward asks for it (resolved). `name` names the
     Functions (and their grad_fn, name + "Backward").
     """
 
@@ -88,10 +88,11 @@ def resolved(key):
     return key if type(key) is int else key()
 
 
-def _dropout_work(input, key, p, mode, offset, n_threads, noise_shape):
+def _dropout_work(input, key, p, mode, stream, offset, n_threads, noise_shape):
     out = _ops.empty_like(input)
     key = resolved(key)
-    return _ops.run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape)
+    return _ops.run_dropout(input, out, key, p, mode, stream, offset, n_threads,
+                            noise_shape)  # fmt: skip
 
 
 def _dropout_derivative(family, change, arguments):
@@ -99,19 +100,20 @@ def _dropout_derivative(family, change, arguments):
     return DROPOUT[family].apply(change, *arguments)
 
 
-def _alpha_work(input, key, p, mode, offset, n_threads, noise_shape):
+def _alpha_work(input, key, p, mode, stream, offset, n_threads, noise_shape):
     out = _ops.empty_like(input)
     key = resolved(key)
-    return _ops.run_alpha(input, out, key, p, offset, n_threads, noise_shape)
+    return _ops.run_alpha(input, out, key, p, stream, offset, n_threads, noise_shape)
 
 
 def _alpha_derivative(family, change, arguments):
     # kept elements are a * x + b, dropped ones a constant: a * change where kept
-    key, p, _, offset, n_threads, noise_shape = arguments
+    key, p, _, stream, offset, n_threads, noise_shape = arguments
     if p == 1.0:
         return torch.zeros_like(change)
     dropout = DROPOUT[family]
-    kept = dropout.apply(change, key, p, "classic", offset, n_threads, noise_shape)
+    kept = dropout.apply(change, key, p, "classic", stream, offset, n_threads,
+                         noise_shape)  # fmt: skip
     a, _, _ = _params.alpha_constants(p, np.float64)
     return kept * float(a)
 
@@ -138,3 +140,93 @@ def apply(alpha, input, *arguments):
 def work(alpha, input, *arguments):
     """The variant's forward alone, for a call that autograd need not see."""
     return (_alpha_work if alpha else _dropout_work)(input, *arguments)
+
+
+# ReLU or LeakyReLU, then dropout, as one operation: one pass of the kernel forward, and
+# a backward from the output alone (no mask, no input saved: the output, which the next
+# layer saves anyway). For kept elements the output's sign is the input's (the scale is
+# positive), and relu's gradient is 0 where its output is not positive, as PyTorch's.
+
+
+def _activated_work(input, key, p, mode, stream, offset, n_threads, noise, activation):
+    out = _ops.empty_like(input)
+    key = resolved(key)
+    return _ops.run_dropout(input, out, key, p, mode, stream, offset, n_threads, noise,
+                            activation)  # fmt: skip
+
+
+def _activated_derivative(family, change, output, arguments):
+    """The derivative of activation-then-dropout at `output`, applied to `change`: what
+    dropout's backward and then the activation's (from its result) give."""
+    key, p, mode, stream, offset, n_threads, noise, (name, slope) = arguments
+    if name == "relu":  # kept and positive exactly where the output is positive
+        if p < 1.0 and mode == "inverted":
+            change = change * _params.training_scale(p, mode, _arithmetic(change))
+        return torch.ops.aten.threshold_backward(change, output, 0.0)
+    dropped = DROPOUT[family].apply(change, key, p, mode, stream, offset, n_threads,
+                                    noise)  # fmt: skip
+    return torch.ops.aten.leaky_relu_backward(dropped, output, slope, True)
+
+
+def _arithmetic(tensor):
+    """The NumPy type of the arithmetic the kernel computes a dtype in (float32 below
+    float64)."""
+    return np.float64 if tensor.dtype == torch.float64 else np.float32
+
+
+def _activated_pair():
+    def plain_forward(ctx, input, key, *arguments):
+        output = _activated_work(input, key, *arguments)
+        ctx.arguments = (resolved(key), *arguments)
+        ctx.save_for_backward(output)
+        return output
+
+    def plain_backward(ctx, grad):
+        (output,) = ctx.saved_tensors
+        change = _activated_derivative("plain", grad, output, ctx.arguments)
+        return (change, *(None,) * len(ctx.arguments))
+
+    def forward(input, *arguments):
+        return _activated_work(input, *arguments)
+
+    def setup_context(ctx, inputs, output):
+        ctx.arguments = (resolved(inputs[1]), *inputs[2:])
+        ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
+
+    def backward(ctx, grad):
+        (output,) = ctx.saved_tensors
+        change = _activated_derivative("transformable", grad, output, ctx.arguments)
+        return (change, *(None,) * len(ctx.arguments))
+
+    def jvp(ctx, tangent, *_):
+        (output,) = ctx.saved_tensors
+        return _activated_derivative("transformable", tangent, output, ctx.arguments)
+
+    def vmap(info, in_dims, input, *arguments):
+        x, noise = _batch_first(input, in_dims[0], arguments[-2])
+        return transformable.apply(x, *arguments[:-2], noise, arguments[-1]), 0
+
+    methods = {"forward": plain_forward, "backward": plain_backward}
+    plain = type("CdropoutActivatedDropout", (torch.autograd.Function,),
+                 {k: staticmethod(v) for k, v in methods.items()})  # fmt: skip
+    methods = {"forward": forward, "setup_context": setup_context,
+               "backward": backward, "jvp": jvp, "vmap": vmap}  # fmt: skip
+    transformable = type("CdropoutActivatedDropoutTransformable",
+                         (torch.autograd.Function,),
+                         {k: staticmethod(v) for k, v in methods.items()})  # fmt: skip
+    return {"plain": plain, "transformable": transformable}
+
+
+ACTIVATED = _activated_pair()
+_ACTIVATED_PLAIN_APPLY = _state.plain_apply(ACTIVATED["plain"])
+
+
+def activated(input, key, *arguments):
+    """activation then dropout, as one operation (arguments as _pair's, then the
+    activation): through its Function where autograd sees the call."""
+    if not _state.autograd_sees(input):
+        return _activated_work(input, key, *arguments)
+    if _state.plain_autograd():
+        return _ACTIVATED_PLAIN_APPLY(input, key, *arguments)
+    return ACTIVATED["transformable"].apply(input, key, *arguments)

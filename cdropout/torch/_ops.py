@@ -1,12 +1,14 @@
-"""cdropout's kernel as PyTorch operators: ``cdropout::dropout``, ``cdropout::dropout_``
-(in place), ``cdropout::alpha_dropout`` and ``cdropout::call_key``, registered with
-torch.library, each with a fake (meta) implementation, so that torch.compile and
-torch.export trace them, and an autograd formula that saves no mask.
+"""cdropout's kernel as PyTorch operators, for the xoshiro stream under tracers:
+``cdropout::dropout``, ``cdropout::dropout_`` (in place) and
+``cdropout::alpha_dropout``, registered with torch.library, each with a fake (meta) implementation, so that
+torch.compile and torch.export trace them, and an autograd formula that saves no mask.
+(The counter stream is traced as PyTorch's own operations: cdropout.torch._traced.)
+Also the work every eager call runs (run_dropout, run_alpha).
 
 The stream key travels as a 0-d int64 tensor holding the 64 bits of the key (keys of
 2**63 and above read as negative): a tensor, so that a module's key can be computed from
-its call-counter buffer inside a compiled graph (``call_key``). Backward regenerates the
-mask from (key, offset): it saves the 8-byte key and nothing of the input's size.
+its call-counter buffer inside a compiled graph. Backward regenerates the mask from
+(key, offset): it saves the 8-byte key and nothing of the input's size.
 
 Every operator runs the NumPy API on views of the tensors' memory (bfloat16 through
 ml_dtypes.bfloat16 views of its 16-bit words), so its bytes are those of
@@ -99,11 +101,21 @@ _KINDS = {
 }
 
 
-def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
-    """Training-mode dropout of `input` written into `out`, for an int key: what every
-    dropout operator and eager call runs; returns the result (`out`, but see
-    legacy_batched_dropout). `out` is `input` or a new tensor laid out like it
-    (empty_like), so a contiguous input has a contiguous output."""
+def activate(input, activation, inplace=False):
+    """The activation fused with a dropout, as PyTorch computes it (into a new tensor,
+    or in place): activation is ("relu", 0.0) or ("leaky_relu", negative_slope)."""
+    name, slope = activation
+    if name == "relu":
+        return torch.nn.functional.relu(input, inplace)
+    return torch.nn.functional.leaky_relu(input, slope, inplace)
+
+
+def run_dropout(input, out, key, p, mode, stream, offset, n_threads, noise_shape,
+                activation=None):  # fmt: skip
+    """Training-mode dropout of `input` (of activation(input), if given) written into
+    `out`, for an int key: what every dropout operator and eager call runs; returns the
+    result (`out`, but see legacy_batched_dropout). `out` is `input` or a new tensor
+    laid out like it (empty_like), so a contiguous input has a contiguous output."""
     n_threads = _threads(n_threads)
     if _state.values_not_in_memory(input) or (
         input.dim() > 64 and not input.is_contiguous()
@@ -111,7 +123,8 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
         # memory that does not hold the values, or that NumPy cannot view (it has at
         # most 64 axes): through a contiguous copy, written back
         work = contiguous_copy(input)
-        run_dropout(work, work, key, p, mode, offset, n_threads, noise_shape)
+        run_dropout(work, work, key, p, mode, stream, offset, n_threads, noise_shape,
+                    activation)  # fmt: skip
         return out.copy_(work)
     try:
         # the common call runs on the tensors' addresses: NumPy views would cost 2-9 us
@@ -121,15 +134,24 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
             src = input.data_ptr()
             dst = src if out is input else out.data_ptr()
             kind = _KINDS[input.dtype]
-            args = (p, key, mode, offset, n_threads)
+            act, slope = (0, 0.0) if activation is None else (
+                _kernel.ACTIVATIONS[activation[0]], activation[1]
+            )
+            args = (p, key, mode, offset, n_threads, stream, act, slope)
             if _kernel.dropout_memory(src, dst, input.numel(), kind, *args):
                 return out
+        if activation is not None:  # the fused pass takes contiguous memory: two passes
+            return run_dropout(activate(input, activation), out, key, p, mode, stream,
+                               offset, n_threads, noise_shape)  # fmt: skip
         x = as_numpy(input)
         y = x if out is input else as_numpy(out)  # one view: the fast path's in place
     except RuntimeError:  # no memory to read: which tensor is it?
         if not _state.is_legacy_batched(input):
             raise
-        result = legacy_batched_dropout(input, key, p, mode, offset, noise_shape)
+        if activation is not None:
+            input = activate(input, activation)
+        result = legacy_batched_dropout(input, key, p, mode, stream, offset,
+                                        noise_shape)  # fmt: skip
         return input.copy_(result) if out is input else result
     cdropout.dropout(
         x,
@@ -140,11 +162,12 @@ def run_dropout(input, out, key, p, mode, offset, n_threads, noise_shape):
         offset=offset,
         n_threads=n_threads,
         noise_shape=_noise(noise_shape),
+        stream=stream,
     )
     return out
 
 
-def legacy_batched_dropout(input, key, p, mode, offset, noise_shape):
+def legacy_batched_dropout(input, key, p, mode, stream, offset, noise_shape):
     """Dropout of a tensor batched by PyTorch's legacy vmap (torch.autograd.functional
     .jacobian with vectorize=True, gradcheck's batched checks), which has no memory to
     read: PyTorch's operators apply the kernel's mask to every slice, as the unbatched
@@ -152,23 +175,24 @@ def legacy_batched_dropout(input, key, p, mode, offset, noise_shape):
     below float64, where PyTorch's scalar multiply also computes in float32), +0.0 for
     dropped ones."""
     noise = tuple(noise_shape) if noise_shape else tuple(input.shape)
-    keep = torch.from_numpy(cdropout.dropout_mask(noise, p, seed=key, offset=offset))
+    mask = cdropout.dropout_mask(noise, p, seed=key, offset=offset, stream=stream)
+    keep = torch.from_numpy(mask)
     if p == 1.0:  # nothing kept (and no finite scale)
         return torch.where(keep, input, 0.0)
     arithmetic = np.float64 if input.dtype == torch.float64 else np.float32
     return torch.where(keep, input * _params.training_scale(p, mode, arithmetic), 0.0)
 
 
-def run_alpha(input, out, key, p, offset, n_threads, noise_shape):
+def run_alpha(input, out, key, p, stream, offset, n_threads, noise_shape):
     """Training-mode alpha dropout of `input` into `out`, for an int key."""
     if _state.values_not_in_memory(input) or input.dim() > 64:  # see run_dropout
         work = contiguous_copy(input)
         flat = work.view(-1) if input.dim() > 64 else work  # (without a noise shape)
-        run_alpha(flat, flat, key, p, offset, n_threads, noise_shape)
+        run_alpha(flat, flat, key, p, stream, offset, n_threads, noise_shape)
         return out.copy_(work)
     cdropout.alpha_dropout(as_numpy(input), p, seed=key, out=as_numpy(out),
                            offset=offset, n_threads=_threads(n_threads),
-                           noise_shape=_noise(noise_shape))  # fmt: skip
+                           noise_shape=_noise(noise_shape), stream=stream)  # fmt: skip
     return out
 
 
@@ -190,6 +214,7 @@ def dropout_op(
         key_bits(key),
         p,
         convention,
+        "xoshiro",
         offset,
         n_threads,
         noise_shape,
@@ -232,9 +257,8 @@ def dropout_inplace_op(
     convention's argument is not called `mode`: PyTorch's functionalization of a
     mutating operator under torch.compile passes a `mode` of its own, and the compiled
     in-place call failed with "got multiple values for argument 'mode'"."""
-    run_dropout(
-        input, input, key_bits(key), p, convention, offset, n_threads, noise_shape
-    )
+    run_dropout(input, input, key_bits(key), p, convention, "xoshiro", offset,
+                n_threads, noise_shape)  # fmt: skip
 
 
 @dropout_inplace_op.register_fake
@@ -252,9 +276,8 @@ def alpha_dropout_op(
     noise_shape: list[int],
 ) -> torch.Tensor:
     """Training-mode alpha dropout (PyTorch's AlphaDropout) into a new tensor."""
-    return run_alpha(
-        input, empty_like(input), key_bits(key), p, offset, n_threads, noise_shape
-    )
+    return run_alpha(input, empty_like(input), key_bits(key), p, "xoshiro", offset,
+                     n_threads, noise_shape)  # fmt: skip
 
 
 @alpha_dropout_op.register_fake
@@ -280,15 +303,3 @@ def _alpha_backward(ctx, grad):
 
 
 alpha_dropout_op.register_autograd(_alpha_backward, setup_context=_alpha_setup)
-
-
-@torch.library.custom_op("cdropout::call_key", mutates_args=(), device_types="cpu")
-def call_key_op(counter: torch.Tensor, seed: int) -> torch.Tensor:
-    """The key of call number `counter` of a module seeded with `seed` (64-bit, as an
-    int64's bits): the NumPy layer's per-call stream, cdropout._kernel.call_seed."""
-    return key_tensor(_kernel.call_seed(seed & (2**64 - 1), key_bits(counter)))
-
-
-@call_key_op.register_fake
-def _(counter, seed):
-    return torch.empty((), dtype=torch.int64)

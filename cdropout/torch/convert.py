@@ -27,10 +27,10 @@ TRANSPARENT = (torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity)
 Model = TypeVar("Model", bound=torch.nn.Module)
 
 
-def swap_dropout(model: Model) -> Model:
+def swap_dropout(model: Model, stream: str = "counter") -> Model:
     """Replace, in place, every torch.nn Dropout, Dropout1d/2d/3d, AlphaDropout and
     FeatureAlphaDropout of `model` (and `model` itself, if it is one) by cdropout's,
-    with the same p, inplace and training flag; return the model.
+    with the same p, inplace and training flag and the given stream; return the model.
 
     Every place of a module registered at several places is replaced (one drop-in for
     all of its places, as the module was one). Every dropout is checked first: a p
@@ -59,8 +59,9 @@ def swap_dropout(model: Model) -> Model:
             f"({type(model).__name__}): its modules are compiled and cannot be "
             "replaced; swap the dropouts of the Python model, then script or export it"
         )
+    stream = _params.stream(stream)
     if type(model) in SWAPS:
-        return _swapped("", model)
+        return _swapped("", model, stream)
     # every (parent, name) of every dropout, duplicates included: named_children()
     # and named_modules() list a module registered twice only once
     places = []
@@ -72,17 +73,17 @@ def swap_dropout(model: Model) -> Model:
     swapped = {}  # one drop-in per dropout module, made before anything changes
     for _, _, path, child in places:
         if id(child) not in swapped:
-            swapped[id(child)] = _swapped(path, child)
+            swapped[id(child)] = _swapped(path, child, stream)
     for parent, name, _, child in places:
         parent._modules[name] = swapped[id(child)]
     return model
 
 
-def _swapped(path, module):
+def _swapped(path, module, stream):
     """cdropout's drop-in for a torch.nn dropout module (checked: ValueError naming
     the module for a p cdropout refuses)."""
     try:
-        new = SWAPS[type(module)](module.p, module.inplace)
+        new = SWAPS[type(module)](module.p, module.inplace, stream=stream)
     except (TypeError, ValueError) as error:
         raise type(error)(
             f"module {path or type(module).__name__!r} cannot be swapped: {error}"

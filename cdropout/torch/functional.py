@@ -11,16 +11,19 @@ on devices other than the CPU (cdropout.torch._elsewhere). dropout()'s common ea
 is checked and run in one Python call (_common_call).
 """
 
+import math
+import numbers
 import threading
 import warnings
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch.overrides import handle_torch_function, has_torch_function_unary
 
 from cdropout import _kernel, _params
 from cdropout._threads import resolve_threads
-from cdropout.torch import _eager, _elsewhere, _ops, _state
+from cdropout.torch import _eager, _elsewhere, _ops, _state, _traced
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -359,21 +362,24 @@ def runs_on_kernel(input):
 
 
 def _run(variant, input, p, training, inplace, mode, seed, generator, offset,
-         n_threads, noise_shape):  # fmt: skip
+         n_threads, noise_shape, stream, activation=None):  # fmt: skip
     """The one checked call of every public function: checks everything, then runs
     the call where it belongs. The key is drawn last, and only by a call that draws a
-    mask (training, 0 < p < 1, a non-empty input), as PyTorch's dropout draws."""
+    mask (training, 0 < p < 1, a non-empty input), as PyTorch's dropout draws.
+    `activation`, ("relu", 0.0) or ("leaky_relu", slope), is applied before the
+    dropout, fused with it."""
     check_input(input)
     p = probability(p)
     training = _params.flag(training, "training")
     inplace = _params.flag(inplace, "inplace")
     mode = _params.mode(mode)
+    stream = _params.stream(stream)
     spec = variant.noise(input, noise_shape)
     count = input.numel()
     if is_traced(count):  # the sizes are tensors: not checked
         if training:
             refuse_traced_training()
-        return input if variant.alpha else evaluation(input, p, inplace, mode)
+        return _evaluation(variant, input, p, inplace, mode, activation)
     check_seed(seed, generator)
     n_threads = threads(n_threads)
     offset = _params.offset(offset, known_size(count))
@@ -397,13 +403,16 @@ def _run(variant, input, p, training, inplace, mode, seed, generator, offset,
             "flat index for cdropout's stream); use torch.nn.functional.dropout for "
             "it, or unbind it"
         )
-    writes = (training and p > 0.0) or (
+    writes = (training and p > 0.0) or activation is not None or (
         not training and not variant.alpha and mode == "classic" and p > 0.0
     )
     if inplace and writes:
         check_inplace(input)
     if not training:
-        return input if variant.alpha else evaluation(input, p, inplace, mode)
+        return _evaluation(variant, input, p, inplace, mode, activation)
+    if activation is not None and (not runs_on_kernel(input) or p == 0.0):
+        input = _ops.activate(input, activation, inplace)  # then a plain dropout
+        activation = None
     if not runs_on_kernel(input):
         return _elsewhere.training_output(
             input, p, inplace, mode, variant.alpha, noise, generator
@@ -419,47 +428,67 @@ def _run(variant, input, p, training, inplace, mode, seed, generator, offset,
         key = draw_key(seed, generator, True)
     else:
         key = draw_key(seed, generator, False)
-    return _apply(variant.alpha, input, key, p, mode, inplace, offset, n_threads, noise)
+    return _apply(variant.alpha, input, key, p, mode, stream, inplace, offset,
+                  n_threads, noise, activation)  # fmt: skip
 
 
-def _apply(alpha, input, key, p, mode, inplace, offset, n_threads, noise):
+def _evaluation(variant, input, p, inplace, mode, activation):
+    """An evaluation call: the activation, then dropout's evaluation (the identity for
+    inverted and alpha dropout, a multiply by 1 - p for classic dropout)."""
+    if activation is not None:
+        input = _ops.activate(input, activation, inplace)
+    return input if variant.alpha else evaluation(input, p, inplace, mode)
+
+
+def _apply(alpha, input, key, p, mode, stream, inplace, offset, n_threads, noise,
+           activation):  # fmt: skip
     """Training-mode dropout, all arguments checked: eagerly for an int key (or a key
-    drawn later), through the operators for a key tensor. In place where autograd or
-    functionalization must see the call, the result is computed apart and copied
-    back, an ordinary copy to them; otherwise in place writes straight into
-    `input`."""
-    arguments = (p, mode, offset, n_threads, noise)
+    drawn later); for a key tensor (a tracer sees the call), the counter stream as
+    PyTorch's operations, the xoshiro stream through the registered operators. In
+    place where autograd or functionalization must see the call, the result is
+    computed apart and copied back, an ordinary copy to them; otherwise in place
+    writes straight into `input`."""
+    arguments = (p, mode, stream, offset, n_threads, noise)
     if not isinstance(key, torch.Tensor):
-        if _state.autograd_sees(input):
+        if activation is not None:
+            result = _eager.activated(input, key, *arguments, activation)
+        elif _state.autograd_sees(input):
             result = _eager.apply(alpha, input, key, *arguments)
-            return input.copy_(result) if inplace else result
-        if not inplace:  # the Function's own work, without autograd
+        elif not inplace:  # the Function's own work, without autograd
             return _eager.work(alpha, input, key, *arguments)
-        key = _eager.resolved(key)
-        if alpha:
-            _ops.run_alpha(input, input, key, p, offset, n_threads, noise)
         else:
-            _ops.run_dropout(input, input, key, *arguments)
-        # written behind autograd's back: as PyTorch's in-place operators do, mark
-        # `input` modified, so that a backward that saved it refuses the new values
-        torch.autograd.graph.increment_version(input)
-        return input
+            key = _eager.resolved(key)
+            if alpha:
+                _ops.run_alpha(input, input, key, p, stream, offset, n_threads, noise)
+            else:
+                _ops.run_dropout(input, input, key, *arguments)
+            # written behind autograd's back: as PyTorch's in-place operators do, mark
+            # `input` modified, so that a backward that saved it refuses the new values
+            torch.autograd.graph.increment_version(input)
+            return input
+        return input.copy_(result) if inplace else result
+    if stream == "counter":
+        result = _traced.apply(alpha, input, key, p, mode, offset, noise, activation)
+        return input.copy_(result) if inplace else result
+    if activation is not None:
+        input, inplace = _ops.activate(input, activation), False
+    ops_arguments = (p, mode, offset, n_threads, noise)
     if alpha:
         result = _ops.alpha_dropout_op(input, key, p, offset, n_threads, noise)
         return input.copy_(result) if inplace else result
     if not inplace:
-        return _ops.dropout_op(input, key, *arguments)
+        return _ops.dropout_op(input, key, *ops_arguments)
     # torch.func.functionalize cannot take a custom operator that mutates: a copy too
     # (torch.compile can, and cannot trace the test)
     if (torch.is_grad_enabled() and input.requires_grad) or (
         not _state.compiling() and _state.is_functional(input)
     ):
-        return input.copy_(_ops.dropout_op(input, key, *arguments))
-    _ops.dropout_inplace_op(input, key, *arguments)
+        return input.copy_(_ops.dropout_op(input, key, *ops_arguments))
+    _ops.dropout_inplace_op(input, key, *ops_arguments)
     return input
 
 
-def _common_call(input, p, training, inplace, mode, seed):
+def _common_call(input, p, training, inplace, mode, seed, stream):
     """dropout() in one Python call for its common call, else NotImplemented.
 
     Between a model's layers the caches hold PyTorch's code and data, and each Python
@@ -471,8 +500,8 @@ def _common_call(input, p, training, inplace, mode, seed):
     Nothing here raises.
 
     The common call: a Python float 0 < p < 1, training True, inplace a bool, a known
-    mode, a Python int seed in [0, 2**64) or None (a key from PyTorch's default
-    generator), every other argument its default; a plain non-empty contiguous CPU
+    mode and stream, a Python int seed in [0, 2**64) or None (a key from PyTorch's
+    default generator), every other argument its default; a plain non-empty contiguous CPU
     tensor of a kernel dtype, without a negative bit, outside any tracer and dispatch
     mode; autograd may see it only as its sole observer (no transform, no forward-mode
     AD) and not in place; in place, not an inference tensor outside inference mode."""
@@ -483,6 +512,8 @@ def _common_call(input, p, training, inplace, mode, seed):
         or (inplace is not True and inplace is not False)
         or type(mode) is not str
         or mode not in _params.MODES
+        or type(stream) is not str
+        or stream not in _params.STREAMS
         or not (seed is None or (type(seed) is int and 0 <= seed < 2**64))
         or type(input) is not torch.Tensor
         or _state.compiling()  # before the rest, which dynamo cannot read
@@ -515,16 +546,16 @@ def _common_call(input, p, training, inplace, mode, seed):
         return NotImplemented
     if autograd:
         key = seed if seed is not None else _LaterKey(None, None)
-        arguments = (p, mode, 0, _ops.TORCH_THREADS, [])
+        arguments = (p, mode, stream, 0, _ops.TORCH_THREADS, [])
         return _eager.PLAIN_APPLY[False](input, key, *arguments)
     out = input if inplace else _ops.empty_like(input)
     # last: nothing is drawn for a declined call, nor before the output exists
     key = draw_key(None, None, True) if seed is None else seed
     threads = _ops._threads(_ops.TORCH_THREADS)
     if not _kernel.dropout_memory(
-        source, out.data_ptr(), count, kind, p, key, mode, 0, threads
+        source, out.data_ptr(), count, kind, p, key, mode, 0, threads, stream
     ):  # (p within 2**-33 of 1, or an address the kernel declines)
-        _ops.run_dropout(input, out, key, p, mode, 0, _ops.TORCH_THREADS, [])
+        _ops.run_dropout(input, out, key, p, mode, stream, 0, _ops.TORCH_THREADS, [])
     if inplace:  # as _apply: a backward that saved it refuses the new values
         torch.autograd.graph.increment_version(input)
     return out
@@ -542,6 +573,7 @@ def dropout(
     offset: int = 0,
     n_threads: int | None = None,
     noise_shape: tuple[int | None, ...] | None = None,
+    stream: str = "counter",
 ) -> torch.Tensor:
     """Dropout of a tensor by cdropout's kernel: torch.nn.functional.dropout's
     arguments, plus both conventions, a seed and the NumPy API's options.
@@ -565,8 +597,8 @@ def dropout(
         evaluation. classic: training keeps elements as they are, evaluation
         multiplies by 1-p.
     seed : int, optional
-        The stream key: for the same int seed the result is byte for byte
-        ``cdropout.dropout(input.numpy(), p, seed=seed, ...)``. None draws 64 bits from
+        The stream key: for the same int seed and stream the result is byte for byte
+        ``cdropout.dropout(input.numpy(), p, seed=seed, stream=stream, ...)``. None draws 64 bits from
         `generator`, or from PyTorch's default CPU generator (torch.manual_seed), when
         a mask is drawn (in training, for 0 < p < 1 and a non-empty input, as
         PyTorch's dropout draws).
@@ -574,6 +606,12 @@ def dropout(
     offset, n_threads, noise_shape
         As for cdropout.dropout; n_threads None follows torch.get_num_threads(), at most
         the CPUs this process may use.
+    stream : {"counter", "xoshiro"}
+        The random stream (docs/stream.md). "counter", the default here, is the one a
+        compiler can generate: under torch.compile and torch.export the call becomes
+        PyTorch's own operations, fused into the kernels around it, with the bytes of
+        the eager call. "xoshiro" (the NumPy API's default) is traced as cdropout's
+        registered operators.
 
     Returns
     -------
@@ -593,36 +631,38 @@ def dropout(
     Examples
     --------
     >>> import torch, cdropout.torch
-    >>> cdropout.torch.dropout(torch.ones(8), 0.5, seed=7)
+    >>> cdropout.torch.dropout(torch.ones(8), 0.5, seed=7)  # the counter stream
+    tensor([2., 2., 2., 0., 0., 2., 0., 0.])
+    >>> cdropout.torch.dropout(torch.ones(8), 0.5, seed=7, stream="xoshiro")
     tensor([2., 2., 0., 0., 2., 0., 0., 2.])
     >>> cdropout.torch.dropout(torch.ones(3), 0.5, training=False, mode="classic")
     tensor([0.5000, 0.5000, 0.5000])
     """
     if generator is None and offset == 0 and n_threads is None and noise_shape is None:
-        result = _common_call(input, p, training, inplace, mode, seed)
+        result = _common_call(input, p, training, inplace, mode, seed, stream)
         if result is not NotImplemented:
             return result
     if has_torch_function_unary(input):  # torch.fx's Proxy, tensor subclasses
         return handle_torch_function(
             dropout, (input,), input, p, training, inplace, mode=mode, seed=seed,
             generator=generator, offset=offset, n_threads=n_threads,
-            noise_shape=noise_shape,
+            noise_shape=noise_shape, stream=stream,
         )  # fmt: skip
     return _run(DROPOUT, input, p, training, inplace, mode, seed, generator, offset,
-                n_threads, noise_shape)  # fmt: skip
+                n_threads, noise_shape, stream)  # fmt: skip
 
 
 def _channels(variant, input, p, training, inplace, mode, seed, generator, offset,
-              n_threads):  # fmt: skip
+              n_threads, stream):  # fmt: skip
     """A channel (feature) dropout of torch.nn.functional's, by cdropout's kernel."""
     if has_torch_function_unary(input):
         return handle_torch_function(
             _CHANNEL_FUNCTIONS[variant.name], (input,), input, p, training, inplace,
             mode=mode, seed=seed, generator=generator, offset=offset,
-            n_threads=n_threads,
+            n_threads=n_threads, stream=stream,
         )  # fmt: skip
     return _run(variant, input, p, training, inplace, mode, seed, generator, offset,
-                n_threads, None)  # fmt: skip
+                n_threads, None, stream)  # fmt: skip
 
 
 def dropout1d(
@@ -636,13 +676,14 @@ def dropout1d(
     generator: torch.Generator | None = None,
     offset: int = 0,
     n_threads: int | None = None,
+    stream: str = "counter",
 ) -> torch.Tensor:
     """Drop whole channels of (N, C, L) or (C, L) inputs, as
     torch.nn.functional.dropout1d (and its error for other ranks). Arguments as for
     dropout(); the mask has one decision per channel, the stream element of channel
     (n, c) being n * C + c, plus `offset`."""
     return _channels(DROPOUT1D, input, p, training, inplace, mode, seed, generator,
-                     offset, n_threads)  # fmt: skip
+                     offset, n_threads, stream)  # fmt: skip
 
 
 def dropout2d(
@@ -656,12 +697,13 @@ def dropout2d(
     generator: torch.Generator | None = None,
     offset: int = 0,
     n_threads: int | None = None,
+    stream: str = "counter",
 ) -> torch.Tensor:
     """Drop whole channels of (N, C, H, W) inputs, as torch.nn.functional.dropout2d
     (and its warnings for other ranks; a 3-D input is read as (N, C, L), as PyTorch
     reads it). Arguments and stream as for dropout1d()."""
     return _channels(DROPOUT2D, input, p, training, inplace, mode, seed, generator,
-                     offset, n_threads)  # fmt: skip
+                     offset, n_threads, stream)  # fmt: skip
 
 
 def dropout3d(
@@ -675,12 +717,13 @@ def dropout3d(
     generator: torch.Generator | None = None,
     offset: int = 0,
     n_threads: int | None = None,
+    stream: str = "counter",
 ) -> torch.Tensor:
     """Drop whole channels of (N, C, D, H, W) or (C, D, H, W) inputs, as
     torch.nn.functional.dropout3d (and its warnings for other ranks). Arguments and
     stream as for dropout1d()."""
     return _channels(DROPOUT3D, input, p, training, inplace, mode, seed, generator,
-                     offset, n_threads)  # fmt: skip
+                     offset, n_threads, stream)  # fmt: skip
 
 
 _CHANNEL_FUNCTIONS = {
@@ -701,6 +744,7 @@ def alpha_dropout(
     offset: int = 0,
     n_threads: int | None = None,
     noise_shape: tuple[int | None, ...] | None = None,
+    stream: str = "counter",
 ) -> torch.Tensor:
     """Alpha dropout of a tensor (torch.nn.functional.alpha_dropout's definition and
     defaults: ``training=False`` unless given), by cdropout's kernel. Arguments as for
@@ -720,10 +764,10 @@ def alpha_dropout(
         return handle_torch_function(
             alpha_dropout, (input,), input, p, training, inplace, seed=seed,
             generator=generator, offset=offset, n_threads=n_threads,
-            noise_shape=noise_shape,
+            noise_shape=noise_shape, stream=stream,
         )  # fmt: skip
     return _run(ALPHA, input, p, training, inplace, "inverted", seed, generator,
-                offset, n_threads, noise_shape)  # fmt: skip
+                offset, n_threads, noise_shape, stream)  # fmt: skip
 
 
 def feature_alpha_dropout(
@@ -736,6 +780,7 @@ def feature_alpha_dropout(
     generator: torch.Generator | None = None,
     offset: int = 0,
     n_threads: int | None = None,
+    stream: str = "counter",
 ) -> torch.Tensor:
     """Alpha dropout of whole channels (torch.nn.functional.feature_alpha_dropout's
     definition and defaults), by cdropout's kernel: one decision per (N, C) of an input
@@ -743,7 +788,95 @@ def feature_alpha_dropout(
     if has_torch_function_unary(input):
         return handle_torch_function(
             feature_alpha_dropout, (input,), input, p, training, inplace, seed=seed,
-            generator=generator, offset=offset, n_threads=n_threads,
+            generator=generator, offset=offset, n_threads=n_threads, stream=stream,
         )  # fmt: skip
     return _run(FEATURE_ALPHA, input, p, training, inplace, "inverted", seed,
-                generator, offset, n_threads, None)  # fmt: skip
+                generator, offset, n_threads, None, stream)  # fmt: skip
+
+
+def relu_dropout(
+    input: torch.Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+    *,
+    mode: str = "inverted",
+    seed: Any = None,
+    generator: torch.Generator | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+    noise_shape: tuple[int | None, ...] | None = None,
+    stream: str = "counter",
+) -> torch.Tensor:
+    """``dropout(torch.relu(input), ...)`` as one operation: the same function to the
+    bit, forward and backward, in one pass over memory, with a backward computed from
+    the output alone (no mask and no input saved: the output, which the next layer
+    saves anyway). For models that call ``F.relu`` then ``F.dropout`` in forward;
+    swap_dropout fuses nn.ReLU followed by a dropout module by itself.
+
+    Arguments as for dropout(). Under torch.compile and torch.export with the counter
+    stream (the default) the operation is PyTorch's own operations, which inductor
+    fuses into one kernel with the layers around it.
+
+    Examples
+    --------
+    >>> import torch, cdropout.torch
+    >>> x = torch.tensor([-1.0, 2.0, -3.0, 4.0, 5.0, -6.0])
+    >>> y = cdropout.torch.relu_dropout(x, 0.5, seed=3)
+    >>> torch.equal(y, cdropout.torch.dropout(torch.relu(x), 0.5, seed=3))
+    True
+    """
+    if has_torch_function_unary(input):
+        return handle_torch_function(
+            relu_dropout, (input,), input, p, training, inplace, mode=mode, seed=seed,
+            generator=generator, offset=offset, n_threads=n_threads,
+            noise_shape=noise_shape, stream=stream,
+        )  # fmt: skip
+    return _run(DROPOUT, input, p, training, inplace, mode, seed, generator, offset,
+                n_threads, noise_shape, stream, ("relu", 0.0))  # fmt: skip
+
+
+def leaky_relu_dropout(
+    input: torch.Tensor,
+    p: float = 0.5,
+    negative_slope: float = 0.01,
+    training: bool = True,
+    inplace: bool = False,
+    *,
+    mode: str = "inverted",
+    seed: Any = None,
+    generator: torch.Generator | None = None,
+    offset: int = 0,
+    n_threads: int | None = None,
+    noise_shape: tuple[int | None, ...] | None = None,
+    stream: str = "counter",
+) -> torch.Tensor:
+    """``dropout(F.leaky_relu(input, negative_slope), ...)`` as one operation, as
+    relu_dropout() is for relu: the same function to the bit, one pass, a backward
+    from the output and the mask regenerated from the key. A negative slope (which
+    makes LeakyReLU's result lose the input's sign) runs the two operations apart."""
+    slope = _slope(negative_slope)
+    if has_torch_function_unary(input):
+        return handle_torch_function(
+            leaky_relu_dropout, (input,), input, p, negative_slope, training, inplace,
+            mode=mode, seed=seed, generator=generator, offset=offset,
+            n_threads=n_threads, noise_shape=noise_shape, stream=stream,
+        )  # fmt: skip
+    if slope < 0:
+        activated = torch.nn.functional.leaky_relu(input, slope, inplace)
+        return dropout(activated, p, training, inplace, mode=mode, seed=seed,
+                       generator=generator, offset=offset, n_threads=n_threads,
+                       noise_shape=noise_shape, stream=stream)  # fmt: skip
+    return _run(DROPOUT, input, p, training, inplace, mode, seed, generator, offset,
+                n_threads, noise_shape, stream, ("leaky_relu", slope))  # fmt: skip
+
+
+def _slope(value):
+    """LeakyReLU's negative_slope: a real number (a float, as PyTorch takes it)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"negative_slope must be a real number, got {type(value).__name__}"
+        )
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"negative_slope must be finite, got {value!r}")
+    return float(value)
