@@ -460,7 +460,7 @@ def dropout_mask(
     p = _params.probability(p)
     offset = _params.offset(offset, math.prod(dims))
     n_threads = resolve_threads(n_threads)
-    stream = _kernel.STREAMS[_params.stream(stream)]
+    stream_number = _kernel.STREAMS[_params.stream(stream)]
     mask = np.empty(dims, np.bool_)
     # last: a Generator is drawn from only once all is valid and allocated
     key = _params.seed_value(seed)
@@ -472,7 +472,7 @@ def dropout_mask(
     elif threshold == _params.THRESHOLD_ALL:
         mask[...] = False
     else:
-        _kernel.mask_into(mask, key, offset, threshold, n_threads, stream)
+        _kernel.mask_into(mask, key, offset, threshold, n_threads, stream_number)
     return mask
 
 

@@ -1,7 +1,8 @@
 """cdropout's kernel as PyTorch operators, for the xoshiro stream under tracers:
 ``cdropout::dropout``, ``cdropout::dropout_`` (in place) and
-``cdropout::alpha_dropout``, registered with torch.library, each with a fake (meta) implementation, so that
-torch.compile and torch.export trace them, and an autograd formula that saves no mask.
+``cdropout::alpha_dropout``, registered with torch.library, each with a fake (meta)
+implementation, so that torch.compile and torch.export trace them, and an autograd
+formula that saves no mask.
 (The counter stream is traced as PyTorch's own operations: cdropout.torch._traced.)
 Also the work every eager call runs (run_dropout, run_alpha).
 

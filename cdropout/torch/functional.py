@@ -501,10 +501,11 @@ def _common_call(input, p, training, inplace, mode, seed, stream):
 
     The common call: a Python float 0 < p < 1, training True, inplace a bool, a known
     mode and stream, a Python int seed in [0, 2**64) or None (a key from PyTorch's
-    default generator), every other argument its default; a plain non-empty contiguous CPU
-    tensor of a kernel dtype, without a negative bit, outside any tracer and dispatch
-    mode; autograd may see it only as its sole observer (no transform, no forward-mode
-    AD) and not in place; in place, not an inference tensor outside inference mode."""
+    default generator), every other argument its default; a plain non-empty contiguous
+    CPU tensor of a kernel dtype, without a negative bit, outside any tracer and
+    dispatch mode; autograd may see it only as its sole observer (no transform, no
+    forward-mode AD) and not in place; in place, not an inference tensor outside
+    inference mode."""
     if (
         type(p) is not float
         or not 0.0 < p < 1.0
@@ -598,10 +599,10 @@ def dropout(
         multiplies by 1-p.
     seed : int, optional
         The stream key: for the same int seed and stream the result is byte for byte
-        ``cdropout.dropout(input.numpy(), p, seed=seed, stream=stream, ...)``. None draws 64 bits from
-        `generator`, or from PyTorch's default CPU generator (torch.manual_seed), when
-        a mask is drawn (in training, for 0 < p < 1 and a non-empty input, as
-        PyTorch's dropout draws).
+        ``cdropout.dropout(input.numpy(), p, seed=seed, stream=stream, ...)``. None
+        draws 64 bits from `generator`, or from PyTorch's default CPU generator
+        (torch.manual_seed), when a mask is drawn (in training, for 0 < p < 1 and a
+        non-empty input, as PyTorch's dropout draws).
     generator : torch.Generator, optional
     offset, n_threads, noise_shape
         As for cdropout.dropout; n_threads None follows torch.get_num_threads(), at most
