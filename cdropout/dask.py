@@ -19,7 +19,7 @@ from cdropout.functional import dropout as _dropout
 
 
 def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted",
-            noise_shape=None):  # fmt: skip
+            noise_shape=None, stream="xoshiro"):  # fmt: skip
     """Lazy dropout of a Dask array: one task per chunk.
 
     Parameters
@@ -27,7 +27,7 @@ def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted",
     darr : dask.array.Array of float16, float32, float64 or bfloat16
         Its chunk sizes must be known (``darr.compute_chunk_sizes()`` finds them after
         boolean indexing).
-    p, training, mode, noise_shape
+    p, training, mode, noise_shape, stream
         As for cdropout.dropout.
     seed : None, int, or any seed that cdropout.dropout takes
         Resolved once, when the graph is built (a Generator gives one draw; None fresh
@@ -56,6 +56,7 @@ def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted",
     p = _params.probability(p)
     training = _params.flag(training, "training")
     mode = _params.mode(mode)
+    stream = _params.stream(stream)
     dtype = np.dtype(darr.dtype)
     if not _params.is_float(dtype):
         raise TypeError(
@@ -80,8 +81,8 @@ def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted",
         if not training:
             return _dropout(block, p, training=False, mode=mode)
         if noise == shape:
-            return _drop_chunk(block, starts, shape, p, seed_value, mode)
-        return _drop_chunk_broadcast(block, starts, noise, p, seed_value, mode)
+            return _drop_chunk(block, starts, shape, p, seed_value, mode, stream)
+        return _drop_chunk_broadcast(block, starts, noise, p, seed_value, mode, stream)
 
     return darr.map_blocks(chunk, dtype=dtype.newbyteorder("="))
 
@@ -110,7 +111,7 @@ def _runs(starts, block_shape, shape):
     return run, offsets
 
 
-def _drop_chunk(block, starts, shape, p, seed, mode):
+def _drop_chunk(block, starts, shape, p, seed, mode, stream):
     """Dropout of one chunk placed at `starts` in an array of `shape`."""
     out = np.empty(block.shape, block.dtype.newbyteorder("="))
     if block.size == 0:
@@ -119,11 +120,11 @@ def _drop_chunk(block, starts, shape, p, seed, mode):
     runs, results = np.reshape(block, (-1, run)), out.reshape(-1, run)
     for r, offset in enumerate(offsets):
         _dropout(runs[r], p, seed=seed, mode=mode, offset=offset, out=results[r],
-                 n_threads=1)  # fmt: skip
+                 n_threads=1, stream=stream)  # fmt: skip
     return out
 
 
-def _drop_chunk_broadcast(block, starts, noise, p, seed, mode):
+def _drop_chunk_broadcast(block, starts, noise, p, seed, mode, stream):
     """Dropout of one chunk with a mask of shape `noise` broadcast over the array:
     the chunk's part of the mask, run by run, applied as cdropout.dropout applies it."""
     out = np.empty(block.shape, block.dtype.newbyteorder("="))
@@ -139,7 +140,8 @@ def _drop_chunk_broadcast(block, starts, noise, p, seed, mode):
     run, offsets = _runs(mask_starts, mask_shape, noise)
     rows = keep.reshape(-1, run)
     for r, offset in enumerate(offsets):
-        rows[r] = dropout_mask(run, p, seed=seed, offset=offset, n_threads=1)
+        rows[r] = dropout_mask(run, p, seed=seed, offset=offset, n_threads=1,
+                               stream=stream)  # fmt: skip
     scale = _params.training_scale(p, mode, block.dtype) if p < 1.0 else 0.0
     apply_keep(block, out, keep, scale)
     return out

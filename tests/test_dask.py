@@ -26,14 +26,21 @@ CHUNKINGS = [
 
 @pytest.mark.parametrize(("shape", "chunks"), CHUNKINGS)
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, ">f8"])
-def test_any_chunking_gives_the_bytes_of_one_numpy_call(shape, chunks, dtype):
+@pytest.mark.parametrize("stream", ["xoshiro", "counter"])
+def test_any_chunking_gives_the_bytes_of_one_numpy_call(shape, chunks, dtype, stream):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     for mode in ("inverted", "classic"):
-        lazy = cdask.dropout(da.from_array(x, chunks=chunks), 0.3, seed=11, mode=mode)
+        lazy = cdask.dropout(da.from_array(x, chunks=chunks), 0.3, seed=11, mode=mode,
+                             stream=stream)  # fmt: skip
         assert_same_bytes(
             lazy.compute(scheduler="threads"),
-            cdropout.dropout(x, 0.3, seed=11, mode=mode),
+            cdropout.dropout(x, 0.3, seed=11, mode=mode, stream=stream),
         )
+
+
+def test_the_stream_is_checked_when_the_graph_is_built():
+    with pytest.raises(ValueError, match="stream must be"):
+        cdask.dropout(da.ones(4), 0.5, seed=1, stream="philox")
 
 
 def test_a_generator_seed_is_drawn_once_for_the_whole_graph():
@@ -85,11 +92,13 @@ def test_a_local_cluster_of_processes_gives_the_same_bytes():
     "noise_shape", [(None, 1, None), (1, None, 1), (None, None, 1)]
 )
 @pytest.mark.parametrize("p", [0.0, 0.4, 1.0])
-def test_a_noise_shape_gives_numpys_bytes_for_any_chunking(chunks, noise_shape, p):
+@pytest.mark.parametrize("stream", ["xoshiro", "counter"])
+def test_a_noise_shape_gives_numpys_bytes_for_any_chunking(chunks, noise_shape, p,
+                                                           stream):  # fmt: skip
     x = np.random.default_rng(4).standard_normal((5, 7, 6)).astype(np.float32)
     lazy = cdropout.dask.dropout(da.from_array(x, chunks=chunks), p, seed=3,
-                                 noise_shape=noise_shape)  # fmt: skip
-    expected = cdropout.dropout(x, p, seed=3, noise_shape=noise_shape)
+                                 noise_shape=noise_shape, stream=stream)  # fmt: skip
+    expected = cdropout.dropout(x, p, seed=3, noise_shape=noise_shape, stream=stream)
     assert_same_bytes(lazy.compute(), expected)
 
 
