@@ -10,7 +10,9 @@ each also with its dropouts before the ReLUs (the same function). A step is forw
 cross-entropy, backward and an SGD update. Prints the median step time of each
 variant, timed in interleaved rounds, and its ratio to the step without dropout;
 "scale only" puts a multiply into a new tensor in the dropout's slot, the floor of any
-dropout that is not in place. --quick: eager only.
+dropout that is not in place; "cdropout" is the torch.nn model after swap_dropout, which
+fuses each ReLU with the dropout after it, "cdropout unfused" after
+swap_dropout(model, fuse=False). --quick: eager only.
 
 Each cell also gives the variant's minor page faults per step. glibc's malloc returns
 large freed blocks to the OS and faults them in again when they are next allocated, at
@@ -81,15 +83,16 @@ VARIANTS = {  # what stands in each model's dropout slot
     "no dropout": lambda kind: (lambda p: torch.nn.Identity()),
     "scale only": lambda kind: Scale,
     "torch.nn": lambda kind: kind,
-    "cdropout": None,  # the torch.nn model after swap_dropout
+    "cdropout": None,  # the torch.nn model after swap_dropout (ReLU, Dropout fused)
+    "cdropout unfused": None,  # after swap_dropout(model, fuse=False)
 }
 
 
 def build(make, kind, variant):
     torch.manual_seed(0)
-    if variant == "cdropout":
+    if variant.startswith("cdropout"):
         model, shape = make(kind)
-        ct.swap_dropout(model)
+        ct.swap_dropout(model, fuse=variant == "cdropout")
     else:
         model, shape = make(VARIANTS[variant](kind))
     return model, shape

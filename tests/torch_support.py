@@ -1,6 +1,8 @@
 """What the tests of cdropout.torch share: the dtypes, a tensor's bytes, the NumPy
 API's result for a tensor. Imported after pytest.importorskip("torch")."""
 
+import numpy as np
+import pytest
 import torch
 
 import cdropout
@@ -40,3 +42,24 @@ def alpha_dropout(input, p=0.5, training=True, inplace=False, **kwargs):
     from cdropout.torch import alpha_dropout as function
 
     return function(input, p, training, inplace, **kwargs)
+
+
+@pytest.fixture
+def fresh_compilations():
+    """Forget what torch.compile compiled before the test: each model compiled anew
+    is a recompilation of the same code (nn.Module's forward), which dynamo stops
+    after 8 in a process."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def assert_same_bits(actual, desired, err_msg=""):
+    """The same bits, but for the bits of a NaN, which PyTorch's own kernels do not
+    keep alike: a bfloat16 NaN's bits from relu, or a compiled multiply, depend on
+    whether the loop is vectorised (inputs of 32 elements and more)."""
+    nan = torch.isnan(actual)
+    assert torch.equal(nan, torch.isnan(desired)), err_msg
+    np.testing.assert_array_equal(
+        bits(actual.masked_fill(nan, 0)), bits(desired.masked_fill(nan, 0)), err_msg
+    )

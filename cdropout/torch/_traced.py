@@ -191,13 +191,15 @@ class ActivatedDropout(torch.autograd.Function):
     def backward(ctx, grad):
         key, output = ctx.saved_tensors
         p, mode, offset, noise, (name, slope) = ctx.arguments
+        # PyTorch's backward formulas of relu and leaky_relu (from their result), as
+        # the eager call's: a NaN output passes the gradient through
         if name == "relu":  # kept and positive exactly where the output is positive
             if p < 1.0 and mode == "inverted":
                 grad = grad * _scale(p, mode, grad.dtype)
-            change = torch.where(output > 0, grad, 0.0)
+            change = torch.ops.aten.threshold_backward(grad, output, 0.0)
         else:
             dropped = Dropout.apply(grad, key, p, mode, offset, noise)
-            change = torch.where(output > 0, dropped, dropped * slope)
+            change = torch.ops.aten.leaky_relu_backward(dropped, output, slope, True)
         return change, None, None, None, None, None, None
 
 

@@ -356,6 +356,31 @@ ALPHA = _Variant("alpha_dropout", True, _elementwise)
 FEATURE_ALPHA = _Variant("feature_alpha_dropout", True, _feature_alpha_noise)
 
 
+VARIANTS = {variant.name: variant
+            for variant in (DROPOUT, DROPOUT1D, DROPOUT2D, DROPOUT3D)}  # fmt: skip
+
+
+def activated_module_call(function, activation, after, input, p, training, inplace,
+                          mode, seed, noise_shape, stream):  # fmt: skip
+    """What a dropout module whose activation swap_dropout fused runs: the functional
+    `function` (dropout, dropout1d/2d/3d) of activation(input), as one operation; with
+    `after`, activation(function(input)), the same bits in training for ReLU (dropout
+    scales by 1/(1-p) >= 1 or 1, or zeroes, and relu commutes with that), and the two
+    operations in their order in evaluation (where a classic scale below 1 may round a
+    negative to -0.0, which relu keeps)."""
+    options = {"mode": mode, "seed": seed, "stream": stream}
+    if function == "dropout":
+        options["noise_shape"] = noise_shape
+    call = dropout if function == "dropout" else _CHANNEL_FUNCTIONS[function]
+    if after and not training:
+        return _ops.activate(call(input, p, training, inplace, **options), activation)
+    if has_torch_function_unary(input):  # a tensor subclass: the two operations
+        activated = _ops.activate(input, activation)
+        return call(activated, p, training, inplace, **options)
+    return _run(VARIANTS[function], input, p, training, inplace, mode, seed, None, 0,
+                None, noise_shape, stream, activation)  # fmt: skip
+
+
 def runs_on_kernel(input):
     """Whether cdropout's kernel runs on `input`'s device (the CPU)."""
     return input.is_cpu
