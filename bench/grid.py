@@ -3,7 +3,8 @@ process (cdropout._timing), and its tables.
 
 Layouts: in place (out=x), into a preallocated out= reused call after call, and into a
 new array. Contenders: the floor np.multiply(x, s) written where the layout writes,
-cdropout on 1, 2 and all threads and on each lower ISA path (1 thread), the NumPy
+cdropout on 1, 2 and all threads and on each lower ISA path (1 thread), its counter
+stream (stream="counter") on 1 thread and each lower ISA path, the NumPy
 recipe x * (rng.random(x.shape) >= p) / (1 - p), cdropout.reference (up to 1e6
 elements), and the peers that are installed: PyTorch's CPU dropout eager and under
 torch.compile, and JAX's jit (jax.random.bernoulli with jnp.where); the last three have
@@ -69,6 +70,7 @@ def run_grid(grid, progress):
             isa_paths=lower_isa_paths(),
             reference=size <= REFERENCE_MAX,
             peers=peers,
+            counter=True,
         )
         records += _records(found, dtype, size, p, layout)
         records.append(
@@ -142,7 +144,7 @@ def run_in_cache(cells, progress):
     for dtype, size, p in progress(todo, desc="in cache, back to back"):
         x = rng.standard_normal(size).astype(dtype)
         found = _timing.contenders(
-            x, p, "in place", isa_paths=lower_isa_paths(), recipe=False
+            x, p, "in place", isa_paths=lower_isa_paths(), recipe=False, counter=True
         )
         records += _records(found, dtype, size, p, _timing.BACK_TO_BACK)
     return records

@@ -6,7 +6,9 @@ layout writes: into x, into the preallocated out=, into a new array; for float16
 bfloat16 it is a float32 round trip. Every ratio is a minimum of interleaved repeats,
 but in cache, where each contender's calls run back to back (grid.run_in_cache). A
 target without a limit is reported only: in cache the AVX2 path is bound by the
-generator's instruction count (README, "Speed").
+generator's instruction count (README, "Speed"), and the counter stream's 64-bit
+multiplies (two per pair of elements in mix64, emulated by three 32-bit multiplies each
+on AVX2) bound it in cache on every path (docs/stream.md, "Why SplitMix64").
 The target the grid does not measure (all threads against the parallel floor:
 bench/floor.py) is named with where to look.
 """
@@ -29,6 +31,14 @@ TARGETS = [  # (what, contender, layouts, dtypes, sizes, at most)
      ("new output",), FLOATS, BIG, 1.1),
     ("float16 and bfloat16, 1 thread, 1e4-1e7", "cdropout 1t",
      ("in place", "new output"), SIXTEEN_BIT, (10**4, 10**5, 10**6, 10**7), 1.5),
+    ("counter stream, 1 thread, in place and out=, 1e6-1e8", "cdropout counter 1t",
+     ("in place", "out="), FLOATS, BIG, 1.15),
+    ("counter stream, AVX2 path, 1e6-1e8 (reported)", "cdropout counter avx2",
+     ("in place", "out="), FLOATS, BIG, None),
+    ("counter stream, in cache (1e4-1e5) (reported)", "cdropout counter 1t",
+     (BACK_TO_BACK,), FLOATS, (10**4, 10**5), None),
+    ("counter stream, in cache, AVX2 path (reported)", "cdropout counter avx2",
+     (BACK_TO_BACK,), FLOATS, (10**4, 10**5), None),
 ]  # fmt: skip
 ELSEWHERE = [
     "all threads at 1e8: at least 0.9x the speed of an OpenMP parallel floor "

@@ -1,7 +1,7 @@
 """A CPU training step with torch.nn's dropout, with cdropout's (swap_dropout), and
 with no dropout at all, eager and under torch.compile, on 1 and 2 threads.
 
-    python bench/torch_train.py [--quick] [--steps 20]
+    python bench/torch_train.py [--quick | --eager] [--steps 20] [--threads 1 2]
 
 Models: an MLP (1024 inputs, 3 hidden layers of 1024 with ReLU and Dropout(0.5) after
 each, 10 classes, batch 512) and a small convolutional net (two 3x3 convolutions of 32
@@ -12,7 +12,7 @@ variant, timed in interleaved rounds, and its ratio to the step without dropout;
 "scale only" puts a multiply into a new tensor in the dropout's slot, the floor of any
 dropout that is not in place; "cdropout" is the torch.nn model after swap_dropout, which
 fuses each ReLU with the dropout after it, "cdropout unfused" after
-swap_dropout(model, fuse=False). --quick: eager only.
+swap_dropout(model, fuse=False). --eager: eager steps only; --quick: those, 5 steps.
 
 Each cell also gives the variant's minor page faults per step. glibc's malloc returns
 large freed blocks to the OS and faults them in again when they are next allocated, at
@@ -155,6 +155,7 @@ def time_steps(runs, steps, rounds=5):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="eager only, 5 steps")
+    parser.add_argument("--eager", action="store_true", help="eager only")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
@@ -177,7 +178,7 @@ def main(argv=None):
         "convnet, dropout before ReLU": (convnet_dropout_first, torch.nn.Dropout2d),
     }
     for name, (make, kind) in models.items():
-        for compiled in (False,) if args.quick else (False, True):
+        for compiled in (False,) if args.quick or args.eager else (False, True):
             for threads in args.threads:
                 torch.set_num_threads(threads)
                 torch._dynamo.reset()  # each group its own compilations

@@ -113,9 +113,11 @@ BACK_TO_BACK = "in place, back to back"
 
 def contenders(
     x, p, layout, *, threads=(1,), isa_paths=(), recipe=True, reference=False,
-    peers=None,
+    peers=None, counter=False,
 ):
-    """The contenders on one array in one of LAYOUTS, the floor first.
+    """The contenders on one array in one of LAYOUTS, the floor first. cdropout runs
+    its NumPy default, the xoshiro stream; with `counter`, also the counter stream on
+    one thread ("cdropout counter 1t") and on each of `isa_paths`.
 
     The floor is np.multiply(x, s) written where the layout writes (out=x, out=a
     preallocated array, a new array): the memory traffic of any dropout, and for float16
@@ -150,6 +152,21 @@ def contenders(
                 context=lambda level=_kernel.ISA_LEVELS[path]: _runtime.isa(level),
             )
         )
+    if counter:
+
+        def counter_stream():
+            return cdropout.dropout(x, p, seed=1, out=out, n_threads=1,
+                                    stream="counter")  # fmt: skip
+
+        found.append(Contender("cdropout counter 1t", counter_stream))
+        for path in isa_paths:
+            found.append(
+                Contender(
+                    f"cdropout counter {path}",
+                    counter_stream,
+                    context=lambda level=_kernel.ISA_LEVELS[path]: _runtime.isa(level),
+                )
+            )
     if layout == "out=":
         return found
     if recipe:

@@ -3,7 +3,8 @@
     python tests/rng_battery.py            # the recorded run (about 20 minutes)
     python tests/rng_battery.py --fast     # the part CI runs (a few minutes)
 
-Streams (32-bit words on dieharder's stdin, `dieharder -g 200`):
+Streams (32-bit words on dieharder's stdin, `dieharder -g 200`), of both the xoshiro
+and the counter stream:
   raw        the generator's words, element order, through block boundaries, from the
              kernel itself (cdropout._kernel.raw_stream), for several seeds and offsets
   decisions  the keep decisions at p = 0.5 from cdropout.dropout_mask, 32 to a word
@@ -34,16 +35,17 @@ FULL_TESTS = FAST_TESTS + [
 CHUNK = 1 << 22  # words a write
 
 
-def raw_words(seed, offset):
+def raw_words(seed, offset, stream="xoshiro"):
     while True:
-        yield _kernel.raw_stream(seed, offset, CHUNK)
+        yield _kernel.raw_stream(seed, offset, CHUNK, 1, _kernel.STREAMS[stream])
         offset += CHUNK
 
 
-def decision_words(seed):
+def decision_words(seed, stream="xoshiro"):
     offset = 0
     while True:
-        mask = cdropout.dropout_mask(32 * CHUNK, 0.5, seed=seed, offset=offset)
+        mask = cdropout.dropout_mask(32 * CHUNK, 0.5, seed=seed, offset=offset,
+                                     stream=stream)  # fmt: skip
         yield np.packbits(mask, bitorder="little").view(np.uint32)
         offset += 32 * CHUNK
 
@@ -92,9 +94,15 @@ def main(argv=None):
         "raw seed 0": lambda: raw_words(0, 0),
         "raw seed 2**64-1 from 2**32-5": lambda: raw_words(2**64 - 1, 2**32 - 5),
         "decisions p=0.5 seed 7": lambda: decision_words(7),
+        "counter raw seed 0": lambda: raw_words(0, 0, "counter"),
+        "counter raw seed 2**64-1 from 2**32-5": lambda: raw_words(
+            2**64 - 1, 2**32 - 5, "counter"
+        ),
+        "counter decisions p=0.5 seed 7": lambda: decision_words(7, "counter"),
     }
     if not args.fast:
         streams["raw seed 12345"] = lambda: raw_words(12345, 0)
+        streams["counter raw seed 12345"] = lambda: raw_words(12345, 0, "counter")
     failed = False
     for name, make in streams.items():
         print(f"== {name}")

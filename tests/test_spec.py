@@ -39,6 +39,27 @@ def test_the_known_words_hold_for_every_implementation():
         assert int(reference.raw_stream(seed, index, 1)[0]) == expected
 
 
+def test_the_counter_streams_known_words_hold_everywhere_and_in_pytorchs_operations():
+    rows = _table_rows("Words `u(i)` of the counter stream")
+    assert len(rows) >= 10
+    counter = _kernel.STREAMS["counter"]
+    for seed, index, expected in ((int(a), int(b), int(c)) for a, b, c in rows):
+        assert word(seed, index, "counter") == expected
+        assert int(_kernel.raw_stream(seed, index, 1, 1, counter)[0]) == expected
+        assert int(reference.raw_stream(seed, index, 1, "counter")[0]) == expected
+    torch = pytest.importorskip("torch")
+    from cdropout.torch import _traced
+
+    def int64(value):
+        return value - 2**64 if value >= 2**63 else value
+
+    keys = torch.tensor([int64(int(seed)) for seed, _, _ in rows])
+    indices = torch.tensor([int64(int(index)) for _, index, _ in rows])
+    pairs = zip(keys, indices, strict=True)
+    words = torch.stack([_traced.words(key, index) for key, index in pairs])
+    assert words.tolist() == [int(expected) for _, _, expected in rows]
+
+
 def test_the_derived_values_hold():
     values = {row[0]: row[1] for row in _table_rows("Derived values")}
     key = values["`mix64(0 + GAMMA)`, the key of seed 0"].strip("`")
@@ -50,6 +71,9 @@ def test_the_derived_values_hold():
     assert [_kernel.call_seed(7, k) for k in range(3)] == seeds
     shown = values["`dropout(ones(8, float32), 0.5, seed=7)`"].strip("`").split()
     y = cdropout.dropout(np.ones(8, np.float32), 0.5, seed=7)
+    assert y.tolist() == [float(v) for v in shown]
+    shown = values["the same, `stream=\"counter\"`"].strip("`").split()
+    y = cdropout.dropout(np.ones(8, np.float32), 0.5, seed=7, stream="counter")
     assert y.tolist() == [float(v) for v in shown]
     z = re.findall(r"-?\d+\.\d+", values["`z(0..3)` for seed 3"])
     assert np.allclose(reference.standard_normal(3, 0, 4), [float(v) for v in z],

@@ -67,7 +67,7 @@ def words(key, index):
     """The counter stream's 32-bit words (as int64) of the elements at `index` (an int64
     tensor of element indices), for the 0-d int64 tensor `key` holding the seed."""
     start, gamma = mix64(key + GAMMA), mix_gamma(key + TWO_GAMMA)
-    z = mix64(start + ((index >> 1) + 1) * gamma)
+    z = mix64(start + (_shr(index, 1) + 1) * gamma)
     return (z >> ((index & 1) * 32)) & _LOW32
 
 
