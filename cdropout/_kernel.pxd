@@ -101,3 +101,42 @@ cdef extern from "paths.h" nogil:
                                         float slope, const uint16_t *src, uint16_t *dst,
                                         cdr_stream_key key, uint64_t first, int64_t n,
                                         uint32_t threshold, float scale) noexcept
+
+
+cdef extern from "xla_ffi.h" nogil:
+    ctypedef struct XLA_FFI_Error
+    ctypedef enum XLA_FFI_DataType:
+        XLA_FFI_DataType_PRED
+        XLA_FFI_DataType_S32
+        XLA_FFI_DataType_U32
+        XLA_FFI_DataType_U64
+        XLA_FFI_DataType_F16
+        XLA_FFI_DataType_F32
+        XLA_FFI_DataType_F64
+        XLA_FFI_DataType_BF16
+    ctypedef enum XLA_FFI_ExecutionStage:
+        XLA_FFI_ExecutionStage_EXECUTE
+
+    ctypedef struct XLA_FFI_Buffer:
+        XLA_FFI_DataType dtype
+        void *data
+        int64_t rank
+        int64_t *dims
+
+    ctypedef struct XLA_FFI_Args:
+        int64_t size
+        void **args
+
+    ctypedef struct XLA_FFI_Rets:
+        int64_t size
+        void **rets
+
+    ctypedef struct XLA_FFI_CallFrame:
+        XLA_FFI_ExecutionStage stage
+        XLA_FFI_Args args
+        XLA_FFI_Rets rets
+
+    int cdr_xla_metadata(XLA_FFI_CallFrame *frame) noexcept
+    XLA_FFI_Error *cdr_xla_error(XLA_FFI_CallFrame *frame, const char *message) noexcept
+    const void *cdr_xla_scalar(const XLA_FFI_CallFrame *frame, const char *name,
+                               XLA_FFI_DataType dtype) noexcept

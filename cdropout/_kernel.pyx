@@ -7,6 +7,7 @@ import functools
 
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.pycapsule cimport PyCapsule_New
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport nearbyint
@@ -185,6 +186,23 @@ cdef inline void _run_pair(const element *src, element *dst,  # OUT: dst
         _run_block(src, dst, n, offset, block + 1, job)
 
 
+cdef void _setup_job(_Job *job, uint64_t seed, uint32_t threshold, double scale,
+                     int stream, int act, double slope, bint same_memory,
+                     Py_ssize_t nbytes) noexcept nogil:  # OUT: job
+    # The job of a call of nbytes bytes, in place or not.
+    job.loops = &_path.streams[stream]
+    job.key = cdr_stream_key_of(seed)
+    job.threshold = threshold
+    job.scale = scale
+    job.act = act
+    job.slope = slope
+    job.interleave = nbytes <= PAIR_MAX_BYTES
+    if not same_memory and not cdr_prefetch_far:
+        job.interleave = nbytes < PAIR_MAX_BYTES_SEPARATE
+    if job.loops.drop2_f32 == NULL or act:
+        job.interleave = False
+
+
 cdef int _run_chunks(const element *src, element *dst,  # OUT: dst
                      Py_ssize_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                      double scale, int n_threads, int stream, int act=0,
@@ -193,21 +211,11 @@ cdef int _run_chunks(const element *src, element *dst,  # OUT: dst
     # in stream indices, and checks for signals between chunks, so that Ctrl-C ends a long
     # call within about a millisecond (what is done stays done; see the docs).
     cdef _Job job
-    job.loops = &_path.streams[stream]
-    job.key = cdr_stream_key_of(seed)
-    job.threshold = threshold
-    job.scale = scale
-    job.act = act
-    job.slope = slope
+    # decided on the whole call: its chunks are cut small for Ctrl-C, not for the cache
+    _setup_job(&job, seed, threshold, scale, stream, act, slope,
+               <const void *>src == <const void *>dst, n * <Py_ssize_t>sizeof(element))
     cdef Py_ssize_t chunk = CHUNK_PER_THREAD * (n_threads if n_threads > 1 else 1)
     cdef Py_ssize_t start = 0, stop
-    # decided on the whole call: its chunks are cut small for Ctrl-C, not for the cache
-    cdef Py_ssize_t nbytes = n * <Py_ssize_t>sizeof(element)
-    job.interleave = nbytes <= PAIR_MAX_BYTES
-    if <const void *>src != <const void *>dst and not cdr_prefetch_far:
-        job.interleave = nbytes < PAIR_MAX_BYTES_SEPARATE
-    if job.loops.drop2_f32 == NULL or act:
-        job.interleave = False
     if n < PARALLEL_MIN:  # microseconds: releasing the GIL would cost more than it frees
         _run_blocks(src, dst, n, offset, 1, &job)
         return 0
@@ -576,6 +584,132 @@ def gauss_into(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray words, cnp.ndarray 
         with nogil:
             for j in range(n):
                 d64[j] = s64[j] * (1.0 + sigma * deviates[j])
+
+
+# XLA's foreign function interface (src/xla_ffi.h): cdropout.jax runs the kernel inside
+# compiled JAX programs through these handlers, registered for the CPU as PyCapsules.
+# XLA calls them on its own threads, without the GIL: they run the block loops directly
+# (no Ctrl-C check between chunks), on the threads the call's `threads` attribute names.
+
+cdef struct _XlaCall:
+    uint64_t seed
+    uint64_t offset
+    uint32_t threshold
+    double scale
+    int stream
+    int threads
+    Py_ssize_t n
+
+
+cdef const char *_xla_read(XLA_FFI_CallFrame *frame, _XlaCall *call,  # OUT: call
+                           int n_args) noexcept nogil:
+    # The common part of both handlers' calls, or the error's message: the seed (the
+    # last argument, uint32[2], high word first), the attributes, and the number of
+    # elements of the result.
+    if frame.args.size != n_args or frame.rets.size != 1:
+        return "cdropout: a handler called with the wrong number of buffers"
+    cdef XLA_FFI_Buffer *seed = <XLA_FFI_Buffer *>frame.args.args[n_args - 1]
+    cdef XLA_FFI_Buffer *result = <XLA_FFI_Buffer *>frame.rets.rets[0]
+    if seed.dtype != XLA_FFI_DataType_U32 or seed.rank != 1 or seed.dims[0] != 2:
+        return "cdropout: the seed must be a uint32[2] buffer"
+    cdef const uint32_t *words = <const uint32_t *>seed.data
+    call.seed = (<uint64_t>words[0] << 32) | words[1]
+    cdef const uint64_t *offset = <const uint64_t *>cdr_xla_scalar(
+        frame, "offset", XLA_FFI_DataType_U64)
+    cdef const uint64_t *threshold = <const uint64_t *>cdr_xla_scalar(
+        frame, "threshold", XLA_FFI_DataType_U64)
+    cdef const double *scale = <const double *>cdr_xla_scalar(
+        frame, "scale", XLA_FFI_DataType_F64)
+    cdef const int *stream = <const int *>cdr_xla_scalar(
+        frame, "stream", XLA_FFI_DataType_S32)
+    cdef const int *threads = <const int *>cdr_xla_scalar(
+        frame, "threads", XLA_FFI_DataType_S32)
+    if (offset == NULL or threshold == NULL or scale == NULL or stream == NULL
+            or threads == NULL):
+        return "cdropout: a handler called without its attributes"
+    if threshold[0] > <uint64_t>0xFFFFFFFF or stream[0] < 0 or stream[0] > 1:
+        return "cdropout: a threshold or a stream out of range"
+    call.offset = offset[0]
+    call.threshold = <uint32_t>threshold[0]
+    call.scale = scale[0]
+    call.stream = stream[0]
+    call.threads = threads[0] if 0 < threads[0] <= _max_threads else 1
+    if _in_forked_child or not CDR_OPENMP:
+        call.threads = 1
+    call.n = 1
+    cdef int64_t k
+    for k in range(result.rank):
+        call.n *= result.dims[k]
+    return NULL
+
+
+cdef XLA_FFI_Error *_xla_dropout(XLA_FFI_CallFrame *frame) noexcept nogil:
+    # dropout of argument 0 (float16, bfloat16, float32 or float64) into the result, of
+    # the same dtype and size (the same memory when XLA aliases them)
+    if cdr_xla_metadata(frame) or frame.stage != XLA_FFI_ExecutionStage_EXECUTE:
+        return NULL
+    cdef _XlaCall call
+    cdef const char *problem = _xla_read(frame, &call, 2)
+    if problem != NULL:
+        return cdr_xla_error(frame, problem)
+    cdef XLA_FFI_Buffer *x = <XLA_FFI_Buffer *>frame.args.args[0]
+    cdef XLA_FFI_Buffer *y = <XLA_FFI_Buffer *>frame.rets.rets[0]
+    if x.dtype != y.dtype:
+        return cdr_xla_error(frame, "cdropout: the result's dtype is not the input's")
+    if call.n == 0:
+        return NULL
+    cdef _Job job
+    cdef Py_ssize_t size = 2
+    if x.dtype == XLA_FFI_DataType_F32:
+        size = 4
+    elif x.dtype == XLA_FFI_DataType_F64:
+        size = 8
+    elif x.dtype != XLA_FFI_DataType_F16 and x.dtype != XLA_FFI_DataType_BF16:
+        return cdr_xla_error(frame, "cdropout: dropout of an unsupported dtype")
+    _setup_job(&job, call.seed, call.threshold, call.scale, call.stream, 0, 0.0,
+               x.data == y.data, call.n * size)
+    if x.dtype == XLA_FFI_DataType_F32:
+        _run_blocks[float](<const float *>x.data, <float *>y.data, call.n, call.offset,
+                           call.threads, &job)
+    elif x.dtype == XLA_FFI_DataType_F64:
+        _run_blocks[double](<const double *>x.data, <double *>y.data, call.n,
+                            call.offset, call.threads, &job)
+    elif x.dtype == XLA_FFI_DataType_BF16:
+        _run_blocks[uint16_t](<const uint16_t *>x.data, <uint16_t *>y.data, call.n,
+                              call.offset, call.threads, &job)
+    else:
+        _run_blocks[cdr_f16_word](<const cdr_f16_word *>x.data, <cdr_f16_word *>y.data,
+                                  call.n, call.offset, call.threads, &job)
+    return NULL
+
+
+cdef XLA_FFI_Error *_xla_keep(XLA_FFI_CallFrame *frame) noexcept nogil:
+    # the keep mask (a bool result, 1 = kept) of the result's number of elements
+    if cdr_xla_metadata(frame) or frame.stage != XLA_FFI_ExecutionStage_EXECUTE:
+        return NULL
+    cdef _XlaCall call
+    cdef const char *problem = _xla_read(frame, &call, 1)
+    if problem != NULL:
+        return cdr_xla_error(frame, problem)
+    cdef XLA_FFI_Buffer *keep = <XLA_FFI_Buffer *>frame.rets.rets[0]
+    if keep.dtype != XLA_FFI_DataType_PRED:
+        return cdr_xla_error(frame, "cdropout: the keep mask must be a bool buffer")
+    if call.n == 0:
+        return NULL
+    cdef _Job job
+    _setup_job(&job, call.seed, call.threshold, 0.0, call.stream, 0, 0.0, False, call.n)
+    _run_blocks[uint8_t](NULL, <uint8_t *>keep.data, call.n, call.offset, call.threads,
+                         &job)
+    return NULL
+
+
+def xla_ffi_handlers():
+    """The XLA FFI handlers of the kernel for jax.ffi.register_ffi_target (platform
+    "cpu"), by target name, each a PyCapsule of its function."""
+    return {
+        "cdropout_dropout": PyCapsule_New(<void *>_xla_dropout, NULL, NULL),
+        "cdropout_keep": PyCapsule_New(<void *>_xla_keep, NULL, NULL),
+    }
 
 
 def mask_into(cnp.ndarray dst, uint64_t seed, uint64_t offset, uint32_t threshold,
