@@ -703,12 +703,65 @@ cdef XLA_FFI_Error *_xla_keep(XLA_FFI_CallFrame *frame) noexcept nogil:
     return NULL
 
 
+cdef XLA_FFI_Error *_xla_affine(XLA_FFI_CallFrame *frame) noexcept nogil:
+    # alpha dropout's arithmetic: argument 0 x (float16, bfloat16, float32 or float64)
+    # times a plus b where argument 1 (a bool mask of x's size) keeps it, c elsewhere,
+    # into the result, a multiply then an add, each rounded, as the NumPy API computes
+    # it (XLA's CPU code contracts x * a + b into one fused multiply-add)
+    if cdr_xla_metadata(frame) or frame.stage != XLA_FFI_ExecutionStage_EXECUTE:
+        return NULL
+    if frame.args.size != 2 or frame.rets.size != 1:
+        return cdr_xla_error(frame, "cdropout: the affine handler takes x and a mask")
+    cdef XLA_FFI_Buffer *x = <XLA_FFI_Buffer *>frame.args.args[0]
+    cdef XLA_FFI_Buffer *keep = <XLA_FFI_Buffer *>frame.args.args[1]
+    cdef XLA_FFI_Buffer *y = <XLA_FFI_Buffer *>frame.rets.rets[0]
+    cdef const double *a = <const double *>cdr_xla_scalar(frame, "a",
+                                                          XLA_FFI_DataType_F64)
+    cdef const double *b = <const double *>cdr_xla_scalar(frame, "b",
+                                                          XLA_FFI_DataType_F64)
+    cdef const double *c = <const double *>cdr_xla_scalar(frame, "c",
+                                                          XLA_FFI_DataType_F64)
+    if a == NULL or b == NULL or c == NULL:
+        return cdr_xla_error(frame, "cdropout: the affine handler needs a, b and c")
+    if x.dtype != y.dtype or keep.dtype != XLA_FFI_DataType_PRED:
+        return cdr_xla_error(frame, "cdropout: the affine handler's dtypes differ")
+    cdef int64_t k, n = 1
+    for k in range(y.rank):
+        n *= y.dims[k]
+    cdef const uint8_t *mask = <const uint8_t *>keep.data
+    cdef float buffer[CDR_BLOCK]
+    cdef cdr_widen_fn widen = _path.widen_f16
+    cdef cdr_narrow_fn narrow = _path.narrow_f16
+    cdef int64_t start, count
+    if x.dtype == XLA_FFI_DataType_F32:
+        _path.affine_f32(<const float *>x.data, <float *>y.data, mask, n, <float>a[0],
+                         <float>b[0], <float>c[0])
+    elif x.dtype == XLA_FFI_DataType_F64:
+        _path.affine_f64(<const double *>x.data, <double *>y.data, mask, n, a[0], b[0],
+                         c[0])
+    elif x.dtype == XLA_FFI_DataType_F16 or x.dtype == XLA_FFI_DataType_BF16:
+        if x.dtype == XLA_FFI_DataType_BF16:
+            widen, narrow = _path.widen_bf16, _path.narrow_bf16
+        start = 0
+        while start < n:  # through float32, a block at a time, rounded once
+            count = min(<int64_t>CDR_BLOCK, n - start)
+            widen(<const uint16_t *>x.data + start, buffer, count)
+            _path.affine_f32(buffer, buffer, mask + start, count, <float>a[0],
+                             <float>b[0], <float>c[0])
+            narrow(buffer, <uint16_t *>y.data + start, count)
+            start += count
+    else:
+        return cdr_xla_error(frame, "cdropout: alpha dropout of an unsupported dtype")
+    return NULL
+
+
 def xla_ffi_handlers():
     """The XLA FFI handlers of the kernel for jax.ffi.register_ffi_target (platform
     "cpu"), by target name, each a PyCapsule of its function."""
     return {
         "cdropout_dropout": PyCapsule_New(<void *>_xla_dropout, NULL, NULL),
         "cdropout_keep": PyCapsule_New(<void *>_xla_keep, NULL, NULL),
+        "cdropout_affine": PyCapsule_New(<void *>_xla_affine, NULL, NULL),
     }
 
 

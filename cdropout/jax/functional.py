@@ -37,7 +37,8 @@ def stream_seed(key):
     >>> seed = int(high) << 32 | int(low)
     >>> x = np.ones(8, np.float32)
     >>> y = cdropout.jax.dropout(x, 0.5, key=key)
-    >>> bool((np.asarray(y) == cdropout.dropout(x, 0.5, seed=seed, stream="counter")).all())
+    >>> same = cdropout.dropout(x, 0.5, seed=seed, stream="counter")
+    >>> bool((np.asarray(y) == same).all())
     True
     """
     words = jax.random.bits(key, (2,), jnp.uint32)
@@ -116,13 +117,6 @@ def _scaled(x, factor):
     return (x.astype(compute) * compute(factor)).astype(x.dtype)
 
 
-def _affine(x, a, b):
-    """x * a + b in the dtype's arithmetic, a multiply then an add, each rounded to the
-    arithmetic's type, then once to the dtype."""
-    compute = _arithmetic(x.dtype)
-    return (x.astype(compute) * compute(a) + compute(b)).astype(x.dtype)
-
-
 # The custom_vjp functions take the key (a JAX key array, or None with an int seed) as
 # their one argument besides x; the rest, the int seed included, are static.
 _STATIC = (2, 3, 4, 5, 6, 7)
@@ -153,12 +147,10 @@ _masked.defvjp(_masked_forward, _masked_backward)
 
 @partial(jax.custom_vjp, nondiff_argnums=_STATIC)
 def _alpha(x, key, seed, p, constants, stream, offset, noise):
-    """Training-mode alpha dropout (kept: x * a + b; dropped: c); backward a times the
-    cotangent where kept."""
-    a, b, c = constants
-    keep = _keep(x, p, key, seed, stream, offset, noise)
-    dropped = jnp.asarray(c, _arithmetic(x.dtype)).astype(x.dtype)
-    return jnp.where(keep, _affine(x, a, b), dropped)
+    """Training-mode alpha dropout (kept: x * a + b; dropped: c) by the kernel's
+    arithmetic (_ffi.affine); backward a times the cotangent where kept."""
+    keep = jnp.broadcast_to(_keep(x, p, key, seed, stream, offset, noise), x.shape)
+    return _ffi.affine(x, keep, *constants)
 
 
 def _alpha_forward(x, key, seed, p, constants, stream, offset, noise):

@@ -1,0 +1,276 @@
+"""Drop-ins for flax's dropout modules by cdropout.jax, with both conventions; a helper
+that swaps them into an nnx model, and the dropout paper's weight rule to convert an
+nnx.Sequential between the conventions.
+
+``Dropout`` subclasses ``flax.nnx.Dropout`` and ``LinenDropout`` subclasses
+``flax.linen.Dropout``: the same arguments (rate, broadcast_dims, deterministic,
+rng_collection, rngs), the same keys drawn from the same rng streams, plus `mode` and
+`stream`. Their masks are cdropout's (the key becomes the stream's seed by
+cdropout.jax.stream_seed), not jax.random.bernoulli's. Needs the flax extra:
+``pip install "cdropout[flax]"``.
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+try:
+    from flax import linen, nnx
+except ImportError as error:  # pragma: no cover - the message is the point
+    raise ImportError(
+        f"cdropout.flax needs flax ({error}): install the flax extra, "
+        'pip install "cdropout[flax]"'
+    ) from error
+
+from cdropout import _params
+from cdropout.jax import functional
+
+
+def _noise_shape(broadcast_dims, ndim):
+    """flax's broadcast_dims as cdropout's noise_shape: 1 on those axes."""
+    if not broadcast_dims:
+        return None
+    shared = {dim % ndim for dim in broadcast_dims}
+    return tuple(1 if axis in shared else None for axis in range(ndim))
+
+
+def _apply(inputs, rate, deterministic, key, mode, stream, broadcast_dims):
+    """One call: evaluation (the identity, or classic's 1 - rate), or training with the
+    mask of `key` (a JAX key)."""
+    inputs = jnp.asarray(inputs)
+    if deterministic:
+        return functional.dropout(inputs, rate, training=False, mode=mode)
+    return functional.dropout(
+        inputs, rate, key=key, mode=mode, stream=stream,
+        noise_shape=_noise_shape(broadcast_dims, inputs.ndim),
+    )  # fmt: skip
+
+
+class Dropout(nnx.Dropout):
+    """flax.nnx.Dropout by cdropout: the same arguments and keys, plus the classic
+    convention and the stream.
+
+    Parameters
+    ----------
+    rate, broadcast_dims, deterministic, rng_collection, rngs
+        As for flax.nnx.Dropout.
+    mode : {"inverted", "classic"}
+        inverted (flax's): kept elements times 1/(1 - rate) in training, the identity
+        in evaluation. classic: kept elements as they are in training, evaluation
+        multiplies by 1 - rate.
+    stream : {"counter", "xoshiro"}
+        "counter" (the default) is fused by XLA into the operations around the
+        dropout; "xoshiro" runs cdropout's C kernel (CPU only).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> import cdropout.flax
+    >>> layer = cdropout.flax.Dropout(0.5, mode="classic", rngs=nnx.Rngs(dropout=0))
+    >>> sorted(set(layer(jnp.ones(16)).tolist()))
+    [0.0, 1.0]
+    >>> layer(jnp.ones(2), deterministic=True)
+    Array([0.5, 0.5], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        broadcast_dims: Sequence[int] = (),
+        deterministic: bool | None = False,
+        rng_collection: str = "dropout",
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
+        mode: str = "inverted",
+        stream: str = "counter",
+    ) -> None:
+        rate = _params.probability(rate)
+        self.mode = _params.mode(mode)
+        self.stream = _params.stream(stream)
+        super().__init__(
+            rate, broadcast_dims=broadcast_dims, deterministic=deterministic,
+            rng_collection=rng_collection, rngs=rngs,
+        )  # fmt: skip
+
+    def __call__(
+        self,
+        inputs: jax.Array,
+        *,
+        deterministic: bool | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None,
+    ) -> jax.Array:
+        if deterministic is None:
+            deterministic = self.deterministic
+        if deterministic is None:
+            raise ValueError(
+                "deterministic must be given, to Dropout or to its call (True: "
+                "evaluation, False: training), as for flax.nnx.Dropout"
+            )
+        key = None
+        if not deterministic and 0.0 < self.rate < 1.0:
+            key = self._key(rngs if rngs is not None else self.rngs)
+        return _apply(inputs, self.rate, deterministic, key, self.mode, self.stream,
+                      self.broadcast_dims)  # fmt: skip
+
+    def _key(self, rngs):
+        if isinstance(rngs, nnx.Rngs):
+            return rngs[self.rng_collection]()
+        if isinstance(rngs, nnx.RngStream):
+            return rngs()
+        if isinstance(rngs, jax.Array):
+            return rngs
+        raise TypeError(
+            "rngs must be an nnx.Rngs, an nnx.RngStream or a JAX key in training, "
+            f"given to Dropout or to its call, got {type(rngs).__name__}"
+        )
+
+
+class LinenDropout(linen.Dropout):
+    """flax.linen.Dropout by cdropout: the same fields (rate, broadcast_dims,
+    deterministic, rng_collection) and call (deterministic, rng), plus `mode` and
+    `stream` as for Dropout.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, cdropout.flax
+    >>> layer = cdropout.flax.LinenDropout(0.5, mode="classic")
+    >>> y = layer.apply({}, jnp.ones(16), deterministic=False,
+    ...                 rngs={"dropout": jax.random.key(1)})
+    >>> sorted(set(y.tolist()))
+    [0.0, 1.0]
+    """
+
+    mode: str = "inverted"
+    stream: str = "counter"
+
+    @linen.compact
+    def __call__(
+        self,
+        inputs: jax.Array,
+        deterministic: bool | None = None,
+        rng: jax.Array | None = None,
+    ) -> jax.Array:
+        deterministic = linen.merge_param(
+            "deterministic", self.deterministic, deterministic
+        )
+        rate = _params.probability(self.rate)
+        mode, stream = _params.mode(self.mode), _params.stream(self.stream)
+        if not deterministic and 0.0 < rate < 1.0 and rng is None:
+            rng = self.make_rng(self.rng_collection)
+        return _apply(inputs, rate, deterministic, rng, mode, stream,
+                      self.broadcast_dims)  # fmt: skip
+
+
+def swap_dropout(model: nnx.Module, stream: str = "counter") -> nnx.Module:
+    """Replace, in place, every flax.nnx.Dropout of an nnx model by cdropout.flax's,
+    with the same rate, broadcast_dims, deterministic flag, rng collection and rng
+    stream (the same keys), and the given stream; return the model.
+
+    Examples
+    --------
+    >>> from flax import nnx
+    >>> import cdropout.flax
+    >>> model = nnx.Sequential(nnx.Linear(4, 4, rngs=nnx.Rngs(0)),
+    ...                        nnx.Dropout(0.2, rngs=nnx.Rngs(dropout=1)))
+    >>> type(cdropout.flax.swap_dropout(model).layers[1]).__module__
+    'cdropout.flax'
+    """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"model must be an nnx.Module, got {type(model).__name__}")
+    stream = _params.stream(stream)
+    places = []  # (parent, name or index, dropout), found before anything changes
+    for _, parent in nnx.iter_modules(model):
+        for name, child in _children(parent):
+            if type(child) is nnx.Dropout:
+                places.append((parent, name, child))
+    for parent, name, child in places:
+        new = Dropout(
+            child.rate, broadcast_dims=child.broadcast_dims,
+            deterministic=child.deterministic, rng_collection=child.rng_collection,
+            stream=stream,
+        )  # fmt: skip
+        new.rngs = child.rngs  # the same stream of keys, not a fork of it
+        _replace(parent, name, new)
+    if type(model) is nnx.Dropout:
+        raise TypeError(
+            "model is itself an nnx.Dropout, which cannot be replaced in place: "
+            "construct cdropout.flax.Dropout instead"
+        )
+    return model
+
+
+def _children(module):
+    """(name, child module) of a module's attributes, and (index, module) of its
+    nnx.List and list attributes."""
+    for name, value in vars(module).items():
+        if isinstance(value, nnx.Module):
+            yield name, value
+        elif isinstance(value, (list, nnx.List)):
+            for index, item in enumerate(value):
+                if isinstance(item, nnx.Module):
+                    yield (name, index), item
+
+
+def _replace(parent, name, new):
+    if isinstance(name, tuple):
+        attribute, index = name
+        getattr(parent, attribute)[index] = new
+    else:
+        setattr(parent, name, new)
+
+
+def convert_mode(model: nnx.Sequential, to_mode: str) -> nnx.Sequential:
+    """Convert an nnx.Sequential between the dropout conventions, in place; return it.
+
+    For each cdropout.flax.Dropout of another mode, the nnx.Linear or nnx.Conv right
+    after it gets its kernel multiplied by 1 - rate (classic to inverted) or
+    1 / (1 - rate) (inverted to classic), never its bias, and the module's mode is
+    switched: the dropout paper's weight rule, outputs unchanged up to rounding.
+
+    Raises
+    ------
+    ValueError
+        Naming the layer, for a dropout that is last or followed by another kind of
+        layer, a consumer used at another place, or inverted to classic with rate 1.
+        Nothing is changed then.
+    """
+    to_mode = _params.mode(to_mode)
+    if not isinstance(model, nnx.Sequential):
+        raise TypeError(
+            f"model must be an nnx.Sequential (whose layers say which reads each "
+            f"dropout), got {type(model).__name__}"
+        )
+    layers = list(model.layers)
+    plan = []
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Dropout) or layer.mode == to_mode:
+            continue
+        consumer = layers[index + 1] if index + 1 < len(layers) else None
+        if not isinstance(consumer, (nnx.Linear, nnx.Conv)):
+            raise ValueError(
+                f"layer {index} (a dropout) is not followed by an nnx.Linear or "
+                f"nnx.Conv, whose kernel could take its keep probability; got "
+                f"{type(consumer).__name__}"
+            )
+        if sum(layer is other for other in layers) > 1 or sum(
+            consumer is other for other in layers
+        ) > 1:
+            raise ValueError(
+                f"layer {index + 1} is used at more than one place of the model: "
+                "rescaling its kernel would change its other uses"
+            )
+        if to_mode == "classic" and layer.rate == 1.0:
+            raise ValueError(
+                f"layer {index} has rate 1: inverted weights cannot be converted to "
+                "classic ones (dividing by a keep probability of 0)"
+            )
+        plan.append((layer, consumer))
+    for layer, consumer in plan:
+        keep = 1.0 - layer.rate
+        factor = keep if to_mode == "inverted" else 1.0 / keep
+        kernel = consumer.kernel[...]
+        consumer.kernel[...] = kernel * jnp.asarray(factor, kernel.dtype)
+        layer.mode = to_mode
+    return model

@@ -1,0 +1,140 @@
+"""cdropout.flax: drop-ins for flax.nnx.Dropout and flax.linen.Dropout (the same
+arguments and keys, cdropout's masks, both conventions), swap_dropout for nnx models
+and the weight rule of convert_mode. Skipped without the flax extra."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("flax")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from flax import linen, nnx  # noqa: E402
+
+import cdropout.flax as cf  # noqa: E402
+import cdropout.jax as cj  # noqa: E402
+
+
+def _x(shape=(4, 16)):
+    return jnp.asarray(np.random.default_rng(0).standard_normal(shape), jnp.float32)
+
+
+@pytest.mark.parametrize("stream", ["counter", "xoshiro"])
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+def test_the_nnx_dropout_draws_flaxs_key_and_gives_cdropouts_mask(stream, mode):
+    layer = cf.Dropout(0.4, mode=mode, stream=stream, rngs=nnx.Rngs(dropout=3))
+    assert isinstance(layer, nnx.Dropout)
+    key = nnx.Rngs(dropout=3)["dropout"].fork()()  # the key the layer draws first
+    x = _x()
+    expected = cj.dropout(x, 0.4, key=key, mode=mode, stream=stream)
+    assert np.array_equal(layer(x), expected)
+    assert not np.array_equal(layer(x), expected)  # the next call, the next key
+    evaluation = layer(x, deterministic=True)
+    assert np.array_equal(evaluation, x * 0.6 if mode == "classic" else x)
+
+
+def test_broadcast_dims_share_the_mask_along_those_axes():
+    layer = cf.Dropout(0.5, broadcast_dims=(0,), rngs=nnx.Rngs(dropout=1))
+    y = np.asarray(layer(jnp.ones((6, 40))))
+    assert (y == y[0]).all() and 0 < (y[0] == 0).sum() < 40
+
+
+def test_the_linen_dropout_takes_linens_fields_and_keys():
+    layer = cf.LinenDropout(0.3, mode="classic", stream="xoshiro")
+    assert isinstance(layer, linen.Dropout)
+    x, key = _x(), jax.random.key(8)
+    y = layer.apply({}, x, deterministic=False, rng=key)
+    assert np.array_equal(y, cj.dropout(x, 0.3, key=key, mode="classic",
+                                        stream="xoshiro"))  # fmt: skip
+    assert np.array_equal(layer.apply({}, x, deterministic=True), x * np.float32(0.7))
+    drawn = layer.apply({}, x, deterministic=False, rngs={"dropout": key})
+    assert drawn.shape == x.shape and (np.asarray(drawn) == 0).any()
+
+
+class _Model(nnx.Module):
+    def __init__(self, rngs):
+        self.hidden = nnx.Linear(16, 32, rngs=rngs)
+        self.dropout = nnx.Dropout(0.5, rngs=rngs)
+        self.layers = nnx.Sequential(
+            nnx.Linear(32, 32, rngs=rngs), nnx.relu, nnx.Dropout(0.2, rngs=rngs),
+            nnx.Linear(32, 4, rngs=rngs),
+        )  # fmt: skip
+
+    def __call__(self, x):
+        return self.layers(self.dropout(nnx.relu(self.hidden(x))))
+
+
+def test_swap_dropout_replaces_every_nnx_dropout_with_the_same_keys():
+    model = cf.swap_dropout(_Model(nnx.Rngs(0, dropout=5)), stream="xoshiro")
+    assert type(model.dropout) is cf.Dropout and model.dropout.rate == 0.5
+    assert type(model.layers.layers[2]) is cf.Dropout
+    assert model.layers.layers[2].stream == "xoshiro"
+    twin = _Model(nnx.Rngs(0, dropout=5))  # flax's: the same keys, drawn in order
+    keys = [twin.dropout.rngs(), twin.layers.layers[2].rngs()]
+    x = _x()
+    h = cj.dropout(nnx.relu(twin.hidden(x)), 0.5, key=keys[0], stream="xoshiro")
+    h = nnx.relu(twin.layers.layers[0](h))
+    h = cj.dropout(h, 0.2, key=keys[1], stream="xoshiro")
+    assert np.array_equal(model(x), twin.layers.layers[3](h))
+    with pytest.raises(TypeError, match="must be an nnx.Module"):
+        cf.swap_dropout("model")
+
+
+def test_a_swapped_model_trains_under_nnx_jit_and_grad():
+    model = cf.swap_dropout(_Model(nnx.Rngs(0, dropout=5)))
+
+    @nnx.jit
+    def step(model, x):
+        def loss(model):
+            return (model(x) ** 2).mean()
+
+        value, grads = nnx.value_and_grad(loss)(model)
+        params = nnx.state(model, nnx.Param)
+        nnx.update(model, jax.tree.map(lambda p, g: p - 0.1 * g, params, grads))
+        return value
+
+    first, second = step(model, _x()), step(model, _x())
+    assert np.isfinite(first) and np.isfinite(second) and first != second
+
+
+def _sequential(mode):
+    rngs = nnx.Rngs(0, dropout=2)
+    return nnx.Sequential(
+        nnx.Linear(16, 32, rngs=rngs), nnx.relu,
+        cf.Dropout(0.25, mode=mode, rngs=rngs), nnx.Linear(32, 4, rngs=rngs),
+    )  # fmt: skip
+
+
+def test_convert_mode_keeps_the_outputs_by_the_weight_rule():
+    x = _x()
+    classic, converted = _sequential("classic"), _sequential("classic")
+    cf.convert_mode(converted, "inverted")
+    assert converted.layers[2].mode == "inverted"
+    for deterministic in (True, False):
+        for model in (classic, converted):
+            model.layers[2].deterministic = deterministic
+        np.testing.assert_allclose(converted(x), classic(x), rtol=1e-5, atol=1e-6)
+    cf.convert_mode(converted, "classic")  # and back
+    np.testing.assert_allclose(converted.layers[3].kernel[...],
+                               classic.layers[3].kernel[...], rtol=1e-6)  # fmt: skip
+
+
+def test_convert_mode_refuses_what_it_cannot_establish():
+    rngs = nnx.Rngs(0, dropout=1)
+    last = nnx.Sequential(nnx.Linear(4, 4, rngs=rngs), cf.Dropout(0.5, rngs=rngs))
+    with pytest.raises(ValueError, match="not followed by an nnx.Linear or nnx.Conv"):
+        cf.convert_mode(last, "classic")
+    with pytest.raises(TypeError, match="must be an nnx.Sequential"):
+        cf.convert_mode(nnx.Linear(4, 4, rngs=rngs), "classic")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        cf.convert_mode(last, "other")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        cf.Dropout(0.5, mode="other")
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    failed, attempted = doctest.testmod(cf)
+    assert attempted > 0 and failed == 0
