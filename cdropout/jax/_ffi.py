@@ -12,9 +12,9 @@ NumPy API, so the bytes are its bytes.
   (input_output_aliases): in place where the caller donates x or XLA sees it dead,
   into a copy otherwise, as XLA decides.
 - ``cdropout_keep``: the keep mask as a bool array, for noise shapes and alpha dropout.
-- ``cdropout_affine``: alpha dropout's x * a + b where kept, c elsewhere, a multiply then
-  an add as the NumPy API rounds them (XLA's CPU code contracts them into one fused
-  multiply-add: other bytes).
+- ``cdropout_affine``: alpha dropout's x * a + b where kept, c elsewhere, a multiply
+  then an add as the NumPy API rounds them (XLA's CPU code contracts them into one
+  fused multiply-add: other bytes).
 """
 
 import functools
@@ -78,7 +78,7 @@ def keep(seed, offset, count, threshold, stream="xoshiro"):
 
 
 def affine(x, keep, a, b, c):
-    """keep ? x * a + b : c, each operation rounded (keep: a bool array of x's shape)."""
+    """keep ? x * a + b : c, each operation rounded; keep a bool array of x's shape."""
     _registered()
     call = jax.ffi.ffi_call(
         "cdropout_affine", jax.ShapeDtypeStruct(x.shape, x.dtype),
