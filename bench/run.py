@@ -63,10 +63,8 @@ def meta():
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python bench/run.py", description=__doc__.split("\n")[0]
-    )
+def main(argv=None, prog="python bench/run.py"):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="a small grid, about a minute"
     )

@@ -6,6 +6,8 @@ of the tour). Each has --help.
 """
 
 import argparse
+import importlib.util
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -73,33 +75,60 @@ def demo_table():
     demo.print_table(demo.run())
 
 
-def speed_table(sizes=(10**3, 10**5, 10**6, 10**7), p=0.5):
-    """ns per element, float32, one thread, timed in this process (min of repeats)."""
+def speed_table(sizes=(10**3, 10**5, 10**6, 10**7), threads=(1,), dtype="float32",
+                as_json=False, p=0.5):  # fmt: skip
+    """ns per element, timed in this process (min of repeats): the floor, cdropout on
+    each thread count, the NumPy recipe (float32 and float64) and PyTorch's dropout
+    where PyTorch is installed; a table, or JSON records with as_json."""
     torch = _timing.torch_dropout()
-    print(f"\nspeed: float32, p={p}, one thread, ns per element (ratio to the floor)")
-    print(f"  cpu: {_runtime.cpu_model()}, isa path {_kernel.isa_path()}, prefetch "
-          f"{_kernel.prefetch_kind()}")  # fmt: skip
-    print(
-        "  floor: np.multiply(x, s, out=x) in place, np.multiply(x, s) for a new array"
-    )
-    if torch is None:
-        print("  (PyTorch is not installed: its column is left out)")
+    x_dtype = np.dtype(_bfloat16_type() if dtype == "bfloat16" else dtype)
+    records = []
+    if not as_json:
+        print(f"\nspeed: {dtype}, p={p}, ns per element (ratio to the floor)")
+        print(f"  cpu: {_runtime.cpu_model()} ({_runtime.USABLE_CPUS} usable CPUs), "
+              f"isa path {_kernel.isa_path()}, "
+              f"prefetch {_kernel.prefetch_kind()}")  # fmt: skip
+        print("  floor: np.multiply(x, s, out=x) in place, np.multiply(x, s) for a new "
+              "array")  # fmt: skip
+        if torch is None:
+            print("  (PyTorch is not installed: its column is left out)")
     rng = np.random.default_rng(0)
     for layout in ("in place", "new output"):
-        print(f"{layout}:")
+        if not as_json:
+            print(f"{layout}:")
         header = None
         for n in sizes:
-            x = rng.standard_normal(n).astype(np.float32)
-            peers = None if torch is None else {"PyTorch": torch}
-            found = _timing.contenders(x, p, layout, peers=peers)
+            x = rng.standard_normal(n).astype(x_dtype)
+            peers = None if torch is None or x_dtype.kind != "f" else {"PyTorch": torch}
+            recipe = x_dtype.name in ("float32", "float64")
+            found = _timing.contenders(x, p, layout, threads=threads, peers=peers,
+                                       recipe=recipe)  # fmt: skip
             times = _timing.best_times(found, n)
+            floor = times["floor"]
+            records += [
+                {"layout": layout, "size": n, "dtype": dtype, "contender": name,
+                 "ns_per_element": seconds / n * 1e9, "ratio_to_floor": seconds / floor}
+                for name, seconds in times.items()
+            ]  # fmt: skip
+            if as_json:
+                continue
             if header is None:
                 header = [c.name for c in found]
                 print(f"{'size':>10}" + "".join(f"{name:>18}" for name in header))
-            floor = times["floor"]
             cells = [f"{times[name] / n * 1e9:9.3f} ({times[name] / floor:4.1f}x)"
                      for name in header]  # fmt: skip
             print(f"{n:>10}" + "".join(f"{cell:>18}" for cell in cells))
+    if as_json:
+        meta = {"cpu": _runtime.cpu_model(), "usable_cpus": _runtime.USABLE_CPUS,
+                "isa_path": _kernel.isa_path(), "cdropout": cdropout.__version__,
+                "p": p}  # fmt: skip
+        print(json.dumps({"meta": meta, "records": records}, indent=1))
+
+
+def _bfloat16_type():
+    import ml_dtypes  # the test extra's; refused with a message by the parser below
+
+    return ml_dtypes.bfloat16
 
 
 COMMANDS = {
@@ -135,16 +164,51 @@ def bench(argv):
               "checkout, pip install -e '.[bench]', then python bench/run.py or this "
               "command")  # fmt: skip
         return 1
-    runpy.run_path(str(BENCH))["main"](argv)
+    runpy.run_path(str(BENCH))["main"](argv, prog="python -m cdropout bench")
     return 0
+
+
+def _sizes(text):
+    """A size as the command line gives it: 1e6, 1000000 or 1_000_000."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 1 and value == int(value) and value <= 2**40):
+        raise argparse.ArgumentTypeError(
+            f"a size must be a whole number of elements from 1 to 2**40, got {text}"
+        )
+    return int(value)
+
+
+def _threads(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an int: {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"a thread count from 1 to 256, got {value}")
+    return value
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cdropout", description=__doc__)
+    parser.add_argument("--version", action="version",
+                        version=f"cdropout {cdropout.__version__}")  # fmt: skip
     commands = parser.add_subparsers(dest="command", metavar="command")
     commands.add_parser("tour", help="the five below, in turn (the default)")
     for name, (summary, _) in COMMANDS.items():
-        commands.add_parser(name, help=summary, description=summary)
+        command = commands.add_parser(name, help=summary, description=summary)
+        if name == "speed":
+            command.add_argument("--sizes", type=_sizes, nargs="+",
+                                 default=[10**3, 10**5, 10**6, 10**7],
+                                 help="elements per array (default 1e3 1e5 1e6 1e7)")
+            command.add_argument("--threads", type=_threads, nargs="+", default=[1],
+                                 help="cdropout's thread counts (default 1)")
+            command.add_argument("--dtype", default="float32",
+                                 choices=["float32", "float64", "float16", "bfloat16"])
+            command.add_argument("--json", action="store_true",
+                                 help="JSON records instead of the table")  # fmt: skip
     commands.add_parser(
         "bench",
         add_help=False,
@@ -156,6 +220,11 @@ def main(argv=None):
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     command = args.command or "tour"
+    if command == "speed":
+        if args.dtype == "bfloat16" and importlib.util.find_spec("ml_dtypes") is None:
+            parser.error("--dtype bfloat16 needs ml_dtypes (pip install ml_dtypes)")
+        speed_table(args.sizes, args.threads, args.dtype, args.json)
+        return 0
     ok = True
     for name in COMMANDS if command == "tour" else [command]:
         ok = COMMANDS[name][1]() is not False and ok
