@@ -64,6 +64,13 @@ def float_array(x, name="x"):
             f"{name} must be a plain array, got a numpy.ma.MaskedArray (its mask would "
             f"be ignored): pass {name}.filled(...) or {name}.data"
         )
+    if type(x) is not np.ndarray and hasattr(x, "__dask_graph__"):
+        # np.asarray would compute the whole array into memory, silently
+        raise TypeError(
+            f"{name} must be a NumPy array, got a lazy {type(x).__module__}."
+            f"{type(x).__name__}: use cdropout.dask.dropout, which gives the bytes of "
+            "one NumPy call chunk by chunk (or compute it first)"
+        )
     if type(x) is not np.ndarray:
         try:
             x = np.asarray(x)
@@ -335,10 +342,12 @@ def noise_spec(value):
     non-negative ints and Nones."""
     if value is None:
         return None
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu":
+        value = value.tolist()  # TF and Keras take a 1-D integer tensor
     if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
         raise TypeError(
-            f"noise_shape must be None or a tuple of ints and Nones, got "
-            f"{type(value).__name__}"
+            f"noise_shape must be None, or a tuple or list of ints and Nones, or a 1-D "
+            f"integer array, got {type(value).__name__}"
         )
     for dim in value:
         if dim is None:

@@ -18,6 +18,19 @@ from cdropout.functional import apply_keep, dropout_mask
 from cdropout.functional import dropout as _dropout
 
 
+def _require_the_extra() -> None:
+    try:
+        import dask.array  # noqa: F401
+    except ImportError as error:  # pragma: no cover - the message is the point
+        raise ImportError(
+            f"cdropout.dask needs Dask ({error}): install the dask extra, "
+            'pip install "cdropout[dask]"'
+        ) from error
+
+
+_require_the_extra()
+
+
 def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted",
             noise_shape=None, stream="xoshiro"):  # fmt: skip
     """Lazy dropout of a Dask array: one task per chunk.

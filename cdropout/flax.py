@@ -15,16 +15,23 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-try:
-    from flax import linen, nnx
-except ImportError as error:  # pragma: no cover - the message is the point
-    raise ImportError(
-        f"cdropout.flax needs flax ({error}): install the flax extra, "
-        'pip install "cdropout[flax]"'
-    ) from error
 
-from cdropout import _params
-from cdropout.jax import functional
+def _require_the_extra() -> None:
+    try:
+        import flax  # noqa: F401
+    except ImportError as error:  # pragma: no cover - the message is the point
+        raise ImportError(
+            f"cdropout.flax needs flax ({error}): install the flax extra, "
+            'pip install "cdropout[flax]"'
+        ) from error
+
+
+_require_the_extra()
+
+from flax import linen, nnx  # noqa: E402
+
+from cdropout import _params  # noqa: E402
+from cdropout.jax import functional  # noqa: E402
 
 
 def _noise_shape(broadcast_dims, ndim):

@@ -82,7 +82,9 @@ def test_full_noise_shape_is_plain_dropout():
         ((4, 1), ValueError, ["noise_shape", "one entry per axis", "(4, 1)"]),
         ((4, 2, 1), ValueError, ["noise_shape", "1 or the size", "(4, 5, 6)"]),
         ((4, 5.0, 1), TypeError, ["noise_shape", "ints or None"]),
-        (3, TypeError, ["noise_shape", "int"]),
+        (3, TypeError, ["noise_shape", "tuple or list", "1-D integer array"]),
+        (np.array([4.0, 5.0, 1.0]), TypeError, ["noise_shape", "1-D integer array"]),
+        (np.array([[4, 5, 1]]), TypeError, ["noise_shape", "ndarray"]),
     ],
 )
 def test_bad_noise_shape_is_refused(function, noise, error, words):
@@ -92,6 +94,15 @@ def test_bad_noise_shape_is_refused(function, noise, error, words):
     for word in words:
         assert word in str(info.value)
     assert np.all(x == 1)
+
+
+@pytest.mark.parametrize("function", [cdropout.dropout, reference.dropout])
+def test_a_1d_integer_array_is_a_noise_shape(function):
+    # as TF and Keras take a 1-D integer tensor
+    x = np.ones((4, 5, 6), np.float32)
+    expected = function(x, 0.5, seed=2, noise_shape=(4, 1, 6))
+    for noise in (np.array([4, 1, 6]), np.array([4, 1, 6], np.uint8), [4, 1, 6]):
+        assert_same_bytes(function(x, 0.5, seed=2, noise_shape=noise), expected)
 
 
 def test_the_layer_takes_a_noise_shape_and_its_backward_follows_it():

@@ -116,3 +116,12 @@ def test_dask_refuses_unknown_chunk_sizes_and_numpy_arrays():
     )
     with pytest.raises(TypeError, match="darr must be a dask.array.Array, got ndarray"):
         cdropout.dask.dropout(np.ones(3), 0.5, seed=1)
+
+
+def test_the_numpy_api_refuses_a_dask_array_and_names_cdropout_dask():
+    # np.asarray would compute the whole array into memory, silently
+    lazy = da.ones((4, 5), chunks=2)
+    with pytest.raises(TypeError, match=r"x must be a NumPy array.*cdropout\.dask"):
+        cdropout.dropout(lazy, 0.5, seed=1)
+    with pytest.raises(TypeError, match=r"out must be None or a numpy.ndarray"):
+        cdropout.dropout(np.ones((4, 5)), 0.5, seed=1, out=lazy)

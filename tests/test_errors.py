@@ -239,3 +239,16 @@ def test_an_as_strided_out_whose_elements_overlap_is_refused():
     out = np.lib.stride_tricks.as_strided(np.zeros(32), (3, 3), (16, 8))
     with pytest.raises(ValueError, match="overlapping"):
         cdropout.dropout(np.ones((3, 3)), 0.5, seed=2, out=out)
+
+
+@pytest.mark.parametrize(
+    ("module", "missing", "extra"),
+    [("cdropout.dask", "dask", "dask"), ("cdropout.jax", "jax", "jax"),
+     ("cdropout.flax", "flax", "flax"), ("cdropout.torch", "torch", "torch")],
+)  # fmt: skip
+def test_a_module_whose_extra_is_missing_names_the_extra(module, missing, extra):
+    code = f"import sys; sys.modules[{missing!r}] = None; import {module}"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=os.path.dirname(__file__), timeout=120)  # fmt: skip
+    assert done.returncode != 0
+    assert f'pip install "cdropout[{extra}]"' in done.stderr, done.stderr

@@ -17,20 +17,21 @@ NumPy API, so the bytes are its bytes.
   fused multiply-add: other bytes).
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from cdropout import _kernel
 
+_targets: set[str] = set()  # the names registered with XLA in this process
 
-@functools.cache
+
 def _registered():
+    """Registers the handlers with XLA the first time a call needs them."""
     for name, capsule in _kernel.xla_ffi_handlers().items():
-        jax.ffi.register_ffi_target(name, capsule, platform="cpu")
-    return True
+        if name not in _targets:
+            jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+            _targets.add(name)
 
 
 def _seed_words(seed):
