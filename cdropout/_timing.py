@@ -73,6 +73,11 @@ def peers():
         import torch
 
         found["PyTorch"] = eager
+        # a compilation per (dtype, p, layout) of the grid: 12 of them, past dynamo's
+        # default limit of 8, after which it would run the eager function, unsaid
+        torch._dynamo.config.recompile_limit = max(
+            torch._dynamo.config.recompile_limit, 64
+        )
         compiled = torch.compile(
             lambda t, p, in_place: torch.nn.functional.dropout(t, p, True, in_place),
             dynamic=True,
