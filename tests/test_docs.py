@@ -1,6 +1,12 @@
 """The examples in the docstrings of every public name run as doctests."""
 
 import doctest
+import importlib.util
+import pathlib
+import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -23,26 +29,57 @@ def test_docstring_examples_of_cdropout_torch_run():
         assert attempted > 0 and failed == 0, module.__name__
 
 
-def test_readme_python_examples_run():
-    # every ```python block of the README, in order, in one namespace
-    import importlib.util
-    import pathlib
-    import re
-    import textwrap
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXTRAS = ("dask", "torch", "jax", "flax")
 
-    readme = pathlib.Path(__file__).parent.parent / "README.md"
-    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
-    blocks = [textwrap.dedent(block) for block in blocks]  # (in list items)
-    assert len(blocks) >= 3
-    namespace = {}
-    has_dask = importlib.util.find_spec("dask") is not None
-    has_torch = importlib.util.find_spec("torch") is not None
+
+def _python_blocks(path):
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
+    return [textwrap.dedent(block) for block in blocks]  # (in list items)
+
+
+def _missing_extra(block):
+    """The extra a block imports that is not installed here (.ci/run installs them)."""
+    for module in EXTRAS:
+        if re.search(rf"^\s*(import|from) {module}\b", block, re.M) or (
+            f"import cdropout.{module}" in block
+        ):
+            if importlib.util.find_spec(module) is None:
+                return module
+    return None
+
+
+@pytest.mark.skipif(not (ROOT / "README.md").exists(), reason="needs the source tree")
+def test_each_readme_python_example_runs_alone_in_a_fresh_process(tmp_path):
+    # a reader pastes one block into a new interpreter: its own imports, no files of
+    # the others, no fixed paths (cwd: an empty folder)
+    blocks = _python_blocks(ROOT / "README.md")
+    assert len(blocks) >= 5
     for block in blocks:
-        if "import dask" in block and not has_dask:
-            continue  # the dask extra is not installed (.ci/run runs it with it)
-        if "import torch" in block and not has_torch:
-            continue  # likewise the torch extra
-        exec(compile(block, str(readme), "exec"), namespace)
+        if _missing_extra(block):
+            continue
+        done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, f"{block}\n{done.stderr}"
+
+
+GUIDES = sorted((ROOT / "docs").glob("**/*.md"))
+
+
+@pytest.mark.parametrize("page", GUIDES, ids=lambda path: path.name)
+def test_the_python_examples_of_each_docs_page_run(page):
+    # a page's blocks in order, in one namespace, as a reader of the page runs them
+    namespace = {}
+    for block in _python_blocks(page):
+        if _missing_extra(block):
+            return  # the rest of the page builds on it
+        exec(compile(block, str(page), "exec"), namespace)
+
+
+def test_the_readme_is_a_front_page():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 400
+    assert "SPEED_TABLE" not in lines
 
 
 def test_assert_same_bytes_tells_apart_what_array_equal_does_not():
