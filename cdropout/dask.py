@@ -13,22 +13,11 @@ import math
 
 import numpy as np
 
-from cdropout import _params
+from cdropout import _extras, _params
 from cdropout.functional import apply_keep, dropout_mask
 from cdropout.functional import dropout as _dropout
 
-
-def _require_the_extra() -> None:
-    try:
-        import dask.array  # noqa: F401
-    except ImportError as error:  # pragma: no cover - the message is the point
-        raise ImportError(
-            f"cdropout.dask needs Dask ({error}): install the dask extra, "
-            'pip install "cdropout[dask]"'
-        ) from error
-
-
-_require_the_extra()
+_extras.require("dask", "Dask", "dask.array")
 
 
 def dropout(darr, p=0.5, *, seed=None, training=True, mode="inverted",

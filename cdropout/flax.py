@@ -12,22 +12,12 @@ cdropout.jax.stream_seed), not jax.random.bernoulli's. Needs the flax extra:
 
 from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
+from cdropout import _extras
 
+_extras.require("flax", "JAX and flax", "jax", "flax")
 
-def _require_the_extra() -> None:
-    try:
-        import flax  # noqa: F401
-    except ImportError as error:  # pragma: no cover - the message is the point
-        raise ImportError(
-            f"cdropout.flax needs flax ({error}): install the flax extra, "
-            'pip install "cdropout[flax]"'
-        ) from error
-
-
-_require_the_extra()
-
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 from flax import linen, nnx  # noqa: E402
 
 from cdropout import _params  # noqa: E402

@@ -6,18 +6,9 @@ C kernel inside the compiled program through XLA's foreign function interface.
 Needs the jax extra: ``pip install "cdropout[jax]"``.
 """
 
+from cdropout import _extras
 
-def _require_the_extra() -> None:
-    try:
-        import jax  # noqa: F401
-    except ImportError as error:  # pragma: no cover - the message is the point
-        raise ImportError(
-            f"cdropout.jax needs JAX ({error}): install the jax extra, "
-            'pip install "cdropout[jax]"'
-        ) from error
-
-
-_require_the_extra()
+_extras.require("jax", "JAX", "jax")
 
 from cdropout.jax.functional import alpha_dropout, dropout, stream_seed  # noqa: E402
 

@@ -5,19 +5,9 @@ torch.nn's dropout in both conventions, and model conversion between the convent
 Needs the torch extra: ``pip install "cdropout[torch]"``.
 """
 
+from cdropout import _extras
 
-def _require_the_extra() -> None:
-    try:
-        import ml_dtypes  # noqa: F401 - bfloat16 tensors travel as its arrays
-        import torch  # noqa: F401
-    except ImportError as error:  # pragma: no cover - the message is the point
-        raise ImportError(
-            f"cdropout.torch needs PyTorch and ml_dtypes ({error}): install the "
-            'torch extra, pip install "cdropout[torch]"'
-        ) from error
-
-
-_require_the_extra()
+_extras.require("torch", "PyTorch and ml_dtypes", "torch", "ml_dtypes")
 
 from cdropout.torch.convert import convert_mode, swap_dropout  # noqa: E402
 from cdropout.torch.functional import (  # noqa: E402
