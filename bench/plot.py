@@ -3,6 +3,16 @@
 from cdropout._timing import LAYOUTS
 
 
+def check():
+    """Stop at once, not after the grid's minutes, when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            'the figure needs matplotlib: pip install -e ".[bench]"'
+        ) from None
+
+
 def plot(records, path, dtype="float32", p=0.5):
     import matplotlib
 

@@ -1,6 +1,6 @@
 """cdropout's benchmark suite: one command, every contender timed in one process.
 
-    python bench/run.py            # the full grid (about 6 minutes on 2 cores)
+    python bench/run.py            # the full grid (about 7 minutes on 2 cores)
     python bench/run.py --quick    # float32, p = 0.5, 1e3 to 1e6 (about a minute)
 
 Phases, each with its progress bar: the grid of cdropout against the floor, the NumPy
@@ -75,6 +75,7 @@ def main(argv=None, prog="python bench/run.py"):
         help="folder for the JSON files and bench.png",
     )
     args = parser.parse_args(argv)
+    plot.check()
     try:
         from tqdm import tqdm as progress
     except ImportError:  # no bars without the bench extra

@@ -71,7 +71,7 @@ def print_targets(records):
             print(f"  {what:<52}         {low:.2f}-{high:.2f}x over {cells} cells")
             continue
         verdict = "met" if high <= limit else "NOT met"
-        print(f"  {what:<52} <= {limit:.1f}x: {low:.2f}-{high:.2f}x over {cells} "
+        print(f"  {what:<52} <= {limit:g}x: {low:.2f}-{high:.2f}x over {cells} "
               f"cells: {verdict}")  # fmt: skip
     for line in ELSEWHERE:
         print(f"  {line}")
