@@ -113,7 +113,10 @@ def alpha_dropout(input, key, p, offset, noise):
         return torch.zeros_like(input)
     a, b, c = _params.alpha_constants(p, arithmetic(input.dtype))
     mask = _mask(input, key, p, offset, noise)
-    return torch.where(mask, input * a + b, c)
+    # 16-bit floats in float32, rounded once at the end, as the kernel computes them:
+    # written in their own dtype, inductor 2.14 rounds the product to it first
+    wide = input.float() if input.dtype in (torch.float16, torch.bfloat16) else input
+    return torch.where(mask, wide * a + b, c).to(input.dtype)
 
 
 def activate(input, activation):
