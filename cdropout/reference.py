@@ -2,18 +2,19 @@
 
 Every result of cdropout.dropout and cdropout.dropout_mask equals this module's byte for
 byte. The streams (docs/stream.md; in C, cdropout/src/stream.h), element i being the
-offset plus the flat C index, and key = mix64(seed + GAMMA):
+offset plus the flat C index, and key = mix64(seed + GAMMA)::
 
-"xoshiro":
-    block      = i // BLOCK
-    block_key  = mix64(key ^ fmix64(block))          fmix64: MurmurHash3's finaliser
-    w[k]       = mix64(block_key + (k + 1) * GAMMA),  k = 0 .. 31
-    lane l     = xoshiro128++ seeded (lo w[2l], hi w[2l], lo w[2l+1], hi w[2l+1])
-    element j of a block takes output j // LANES of lane j % LANES
-"counter" (java.util.SplittableRandom's stream):
-    gamma      = mix_gamma(seed + 2 GAMMA)
-    u(i)       = the low (i even) or high (i odd) half of
-                 mix64(key + (i // 2 + 1) gamma)
+    "xoshiro":
+        block      = i // BLOCK
+        block_key  = mix64(key ^ fmix64(block))          fmix64: MurmurHash3's finaliser
+        w[k]       = mix64(block_key + (k + 1) * GAMMA),  k = 0 .. 31
+        lane l     = xoshiro128++ seeded (lo w[2l], hi w[2l], lo w[2l+1], hi w[2l+1])
+        element j of a block takes output j // LANES of lane j % LANES
+    "counter" (java.util.SplittableRandom's stream):
+        gamma      = mix_gamma(seed + 2 GAMMA)
+        u(i)       = the low (i even) or high (i odd) half of
+                     mix64(key + (i // 2 + 1) gamma)
+
 and element i is dropped iff its 32-bit word u(i) < T = round(p * 2**32).
 
 It works on NumPy uint64 and uint32 arrays, vectorised over blocks and lanes, so that
