@@ -4,7 +4,7 @@
 
 For each dtype, size and thread count, one process times, interleaved, the floor and
 cdropout with each prefetch choice of the out-of-cache loop ("far": prefetchnta half a
-block ahead; "near": prefetcht1 4 KB ahead; see cdropout/_xorshift.h). The floor is
+block ahead; "near": prefetcht1 4 KB ahead; see cdropout/src/paths.h). The floor is
 NumPy's in-place multiply on one thread and, for several threads, an OpenMP in-place
 scale loop with the same thread count and schedule (cdropout._kernel.scale_floor), so
 that "runs at the machine's memory bandwidth" is a measured ratio. Prints the CPU.
