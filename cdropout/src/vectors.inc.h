@@ -94,17 +94,18 @@ typedef uint64_t P_(cdr_u64mem_)
 #endif
 
 /*
- * The prefetch of one step of a dropout loop, as the prefetch policy in paths.h chooses:
- * half a block ahead without polluting the caches (prefetchnta, "far"), or 4 KB ahead
- * into L2 (prefetcht1, "near") for every cache line of the step (float64's span two)
- * and, into a separate output, for its lines too, for writing. A prefetch never faults,
+ * The prefetch of one step of a dropout loop, as the prefetch policy in paths.h chooses,
+ * for every cache line of the step (float64's span two): half a block ahead without
+ * polluting the caches (prefetchnta, "far"), or 4 KB ahead into L2 (prefetcht1, "near")
+ * and, into a separate output, the output's lines too, for writing. A prefetch never faults,
  * so running past the array's end is harmless; the branches go the same way for a whole
  * call.
  */
 #define CDR_PREFETCH_STEP(FLOAT)                                                           \
     do {                                                                                   \
         if (cdr_prefetch_far)                                                              \
-            __builtin_prefetch(src + i + CDR_BLOCK / 2, 0, 0);                             \
+            for (int line = 0; line < (int)sizeof(FLOAT) * CDR_LANES; line += 64)          \
+                __builtin_prefetch((const char *)(src + i + CDR_BLOCK / 2) + line, 0, 0);  \
         else                                                                               \
             for (int line = 0; line < (int)sizeof(FLOAT) * CDR_LANES; line += 64) {        \
                 __builtin_prefetch((const char *)(src + i) + cdr_prefetch_near + line, 0,  \
