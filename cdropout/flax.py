@@ -100,10 +100,11 @@ class Dropout(nnx.Dropout):
     ) -> jax.Array:
         if deterministic is None:
             deterministic = self.deterministic
-        if deterministic is None:
+        if deterministic is None:  # flax.nnx.Dropout's words, which callers match
             raise ValueError(
-                "deterministic must be given, to Dropout or to its call (True: "
-                "evaluation, False: training), as for flax.nnx.Dropout"
+                "No `deterministic` argument was provided to Dropout: give "
+                "deterministic=True (evaluation) or False (training) to Dropout, to "
+                "its call, or by nnx.view(model, deterministic=...)"
             )
         key = None
         if not deterministic and 0.0 < self.rate < 1.0:
@@ -112,6 +113,12 @@ class Dropout(nnx.Dropout):
                       self.broadcast_dims)  # fmt: skip
 
     def _key(self, rngs):
+        if rngs is None:  # flax.nnx.Dropout's error and words
+            raise ValueError(
+                "`deterministic` is False, but no `rngs` argument was provided to "
+                "Dropout as either a __call__ argument or class attribute: give "
+                "rngs=nnx.Rngs(dropout=...) to Dropout or to its call"
+            )
         if isinstance(rngs, nnx.Rngs):
             return rngs[self.rng_collection]()
         if isinstance(rngs, nnx.RngStream):
@@ -119,8 +126,8 @@ class Dropout(nnx.Dropout):
         if isinstance(rngs, jax.Array):
             return rngs
         raise TypeError(
-            "rngs must be an nnx.Rngs, an nnx.RngStream or a JAX key in training, "
-            f"given to Dropout or to its call, got {type(rngs).__name__}"
+            "rngs must be an nnx.Rngs, an nnx.RngStream or a JAX key, given to "
+            f"Dropout or to its call, got {type(rngs).__name__}"
         )
 
 
