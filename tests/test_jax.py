@@ -181,11 +181,23 @@ def test_evaluation_and_edge_probabilities():
          "p must be a Python float"),
         (lambda x: cj.dropout(x, 0.5, seed=1, training="yes"), TypeError,
          "training must be a bool"),
+        (lambda x: cj.dropout(x, 0.5, key=3), TypeError, "key must be one JAX"),
+        (lambda x: cj.dropout(x, 0.5, key=jnp.zeros(2, jnp.float32)), TypeError,
+         "got float32 of shape"),
+        (lambda x: cj.dropout(x, 0.5, key=jax.random.split(jax.random.key(0))),
+         TypeError, "key must be one"),  # a batch of keys belongs to vmap
+        (lambda x: cj.dropout(x, jnp.ones(2), seed=1), TypeError, "p must be a real"),
     ],
 )  # fmt: skip
 def test_bad_arguments_are_refused_by_name(call, error, words):
     with pytest.raises(error, match=words):
         call(jnp.ones((3, 4)))
+
+
+def test_a_concrete_scalar_array_is_taken_as_p():
+    x = jnp.ones((3, 4))
+    same = cj.dropout(x, 0.25, seed=1)
+    assert np.array_equal(cj.dropout(x, jnp.float32(0.25), seed=1), same)
 
 
 def test_docstring_examples_run():

@@ -61,6 +61,8 @@ def _check(x, p, key, seed, training, mode, stream, offset, noise_shape):
     stream = _params.stream(stream)
     if key is not None and seed is not None:
         raise TypeError("give key= (a JAX PRNG key) or seed= (an int), not both")
+    if key is not None:
+        _check_key(key)
     if seed is not None and not (
         isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_))
     ):
@@ -85,6 +87,22 @@ def _check(x, p, key, seed, training, mode, stream, offset, noise_shape):
     return jnp.asarray(x), p, training, mode, stream, offset, noise
 
 
+def _check_key(key):
+    """A key is one typed JAX key (jax.random.key) or one raw key, uint32[2]
+    (jax.random.PRNGKey); inside vmap, one slice of a batch of them."""
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+    elif dtype == np.uint32 and shape == (2,):
+        return
+    got = f"{type(key).__name__}" if dtype is None else f"{dtype} of shape {shape}"
+    raise TypeError(
+        "key must be one JAX PRNG key: jax.random.key(0) (a typed key of shape ()) "
+        f"or jax.random.PRNGKey(0) (uint32 of shape (2,)), got {got}"
+    )
+
+
 def _probability(p):
     if isinstance(p, jax.core.Tracer):
         raise TypeError(
@@ -92,6 +110,8 @@ def _probability(p):
             "are constants of the compiled program (mark p static: "
             "jax.jit(f, static_argnums=...))"
         )
+    if isinstance(p, jax.Array) and p.shape == ():
+        p = p.item()  # a concrete scalar array, as jnp.float32(0.3) makes
     return _params.probability(p)
 
 
