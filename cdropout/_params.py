@@ -21,17 +21,20 @@ OFFSET_LIMIT = 2**63  # offset + size stays below this: 64-bit indices, no wrapa
 THRESHOLD_ALL = 2**32  # the threshold of p = 1: every 32-bit word is below it
 
 
-def probability(p):
-    """p as a float in [0, 1] (a real number, or a 0-d array of one)."""
+def probability(p, name="p"):
+    """p as a float in [0, 1] (a real number, or a 0-d array of one); `name` is the
+    caller's name for it (flax's is rate)."""
     if type(p) is float and 0.0 <= p <= 1.0:  # the common call, without the ABC checks
         return p
     if isinstance(p, np.ndarray) and p.ndim == 0 and p.dtype.kind in "fiu":
         p = p[()]
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
-        raise TypeError(f"p must be a real number in [0, 1], got {type(p).__name__}")
+        raise TypeError(
+            f"{name} must be a real number in [0, 1], got {type(p).__name__}"
+        )
     # compared in p's own type: a long double or a Fraction just above 1 rounds to 1.0
     if not (0 <= p <= 1):  # also refuses NaN
-        raise ValueError(f"p must satisfy 0 <= p <= 1, got {p!r}")
+        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {p!r}")
     return float(p)
 
 

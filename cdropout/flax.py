@@ -10,6 +10,7 @@ cdropout.jax.stream_seed), not jax.random.bernoulli's. Needs the flax extra:
 ``pip install "cdropout[flax]"``.
 """
 
+import numbers
 from collections.abc import Sequence
 
 from cdropout import _extras
@@ -18,30 +19,57 @@ _extras.require("flax", "JAX and flax", "jax", "flax")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 from flax import linen, nnx  # noqa: E402
 
 from cdropout import _params  # noqa: E402
 from cdropout.jax import functional  # noqa: E402
 
 
+def _broadcast_dims(value):
+    """flax's broadcast_dims: a sequence of ints (axes, negative from the end)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(
+        isinstance(dim, numbers.Integral) and not isinstance(dim, (bool, np.bool_))
+        for dim in value
+    ):
+        raise TypeError(f"broadcast_dims must be a sequence of ints, got {value!r}")
+    return tuple(int(dim) for dim in value)
+
+
 def _noise_shape(broadcast_dims, ndim):
     """flax's broadcast_dims as cdropout's noise_shape: 1 on those axes."""
     if not broadcast_dims:
         return None
+    if not all(-ndim <= dim < ndim for dim in broadcast_dims):
+        raise ValueError(
+            f"broadcast_dims must hold axes of the input (-{ndim} <= axis < {ndim} "
+            f"for an input of {ndim} dimensions), got {tuple(broadcast_dims)}"
+        )
     shared = {dim % ndim for dim in broadcast_dims}
     return tuple(1 if axis in shared else None for axis in range(ndim))
 
 
-def _apply(inputs, rate, deterministic, key, mode, stream, broadcast_dims):
-    """One call: evaluation (the identity, or classic's 1 - rate), or training with the
-    mask of `key` (a JAX key)."""
+def _checked(inputs, rate, deterministic, mode, stream, broadcast_dims):
+    """Every argument of a call checked before a key is drawn (a refused call leaves
+    the rng streams as they were); returns (inputs as an array, rate, deterministic,
+    the noise shape)."""
     inputs = jnp.asarray(inputs)
+    rate = _params.probability(rate, "rate")
+    deterministic = _params.flag(deterministic, "deterministic")
+    noise = _noise_shape(_broadcast_dims(broadcast_dims), inputs.ndim)
+    # dtype, mode, stream and noise shape, as the call will check them after the draw
+    functional._check(inputs, rate, None, None, False, mode, stream, 0, noise, "inputs")
+    return inputs, rate, deterministic, noise
+
+
+def _apply(inputs, rate, deterministic, key, mode, stream, noise):
+    """One checked call: evaluation (the identity, or classic's 1 - rate), or training
+    with the mask of `key` (a JAX key)."""
     if deterministic:
         return functional.dropout(inputs, rate, training=False, mode=mode)
     return functional.dropout(
-        inputs, rate, key=key, mode=mode, stream=stream,
-        noise_shape=_noise_shape(broadcast_dims, inputs.ndim),
-    )  # fmt: skip
+        inputs, rate, key=key, mode=mode, stream=stream, noise_shape=noise
+    )
 
 
 class Dropout(nnx.Dropout):
@@ -83,7 +111,10 @@ class Dropout(nnx.Dropout):
         mode: str = "inverted",
         stream: str = "counter",
     ) -> None:
-        rate = _params.probability(rate)
+        rate = _params.probability(rate, "rate")
+        broadcast_dims = _broadcast_dims(broadcast_dims)
+        if deterministic is not None:
+            deterministic = _params.flag(deterministic, "deterministic")
         self.mode = _params.mode(mode)
         self.stream = _params.stream(stream)
         super().__init__(
@@ -106,11 +137,14 @@ class Dropout(nnx.Dropout):
                 "deterministic=True (evaluation) or False (training) to Dropout, to "
                 "its call, or by nnx.view(model, deterministic=...)"
             )
+        inputs, rate, deterministic, noise = _checked(
+            inputs, self.rate, deterministic, self.mode, self.stream,
+            self.broadcast_dims,
+        )  # fmt: skip
         key = None
-        if not deterministic and 0.0 < self.rate < 1.0:
+        if not deterministic and 0.0 < rate < 1.0:
             key = self._key(rngs if rngs is not None else self.rngs)
-        return _apply(inputs, self.rate, deterministic, key, self.mode, self.stream,
-                      self.broadcast_dims)  # fmt: skip
+        return _apply(inputs, rate, deterministic, key, self.mode, self.stream, noise)
 
     def _key(self, rngs):
         if rngs is None:  # flax.nnx.Dropout's error and words
@@ -159,12 +193,13 @@ class LinenDropout(linen.Dropout):
         deterministic = linen.merge_param(
             "deterministic", self.deterministic, deterministic
         )
-        rate = _params.probability(self.rate)
-        mode, stream = _params.mode(self.mode), _params.stream(self.stream)
+        inputs, rate, deterministic, noise = _checked(
+            inputs, self.rate, deterministic, self.mode, self.stream,
+            self.broadcast_dims,
+        )  # fmt: skip
         if not deterministic and 0.0 < rate < 1.0 and rng is None:
             rng = self.make_rng(self.rng_collection)
-        return _apply(inputs, rate, deterministic, rng, mode, stream,
-                      self.broadcast_dims)  # fmt: skip
+        return _apply(inputs, rate, deterministic, rng, self.mode, self.stream, noise)
 
 
 def swap_dropout(model: nnx.Module, stream: str = "counter") -> nnx.Module:
@@ -253,10 +288,10 @@ def convert_mode(model: nnx.Sequential, to_mode: str) -> nnx.Sequential:
             continue
         consumer = layers[index + 1] if index + 1 < len(layers) else None
         if not isinstance(consumer, (nnx.Linear, nnx.Conv)):
+            after = "nothing" if consumer is None else type(consumer).__name__
             raise ValueError(
                 f"layer {index} (a dropout) is not followed by an nnx.Linear or "
-                f"nnx.Conv, whose kernel could take its keep probability; got "
-                f"{type(consumer).__name__}"
+                f"nnx.Conv, whose kernel could take its keep probability; got {after}"
             )
         if sum(layer is other for other in layers) > 1 or sum(
             consumer is other for other in layers

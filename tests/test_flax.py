@@ -133,6 +133,35 @@ def test_convert_mode_refuses_what_it_cannot_establish():
         cf.Dropout(0.5, mode="other")
 
 
+@pytest.mark.parametrize(
+    ("make", "inputs", "error", "words"),
+    [
+        (lambda: cf.Dropout("a"), None, TypeError, "rate must be a real number"),
+        (lambda: cf.Dropout(1.5), None, ValueError, "rate must satisfy"),
+        (lambda: cf.Dropout(0.5, broadcast_dims="a"), None, TypeError,
+         "broadcast_dims must be a sequence of ints"),
+        (lambda: cf.Dropout(0.5, deterministic="no"), None, TypeError,
+         "deterministic must be a bool"),
+        (lambda: cf.Dropout(0.5, broadcast_dims=(2,), rngs=nnx.Rngs(dropout=0)),
+         jnp.ones((2, 3)), ValueError, r"broadcast_dims must hold axes .* got \(2,\)"),
+        (lambda: cf.Dropout(0.5, rngs=nnx.Rngs(dropout=0)), jnp.ones(3, jnp.int32),
+         TypeError, "inputs must have dtype"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_refused_by_name_before_a_key_is_drawn(
+    make, inputs, error, words
+):
+    with pytest.raises(error, match=words):
+        layer = make()
+        layer(inputs)
+    if inputs is not None:
+        assert layer.rngs.count[...] == 0  # no key drawn
+    linen_layer = cf.LinenDropout(0.5, broadcast_dims=(5,))
+    with pytest.raises(ValueError, match="broadcast_dims must hold axes"):
+        linen_layer.apply({}, jnp.ones(3), deterministic=False,
+                          rngs={"dropout": jax.random.key(0)})  # fmt: skip
+
+
 def test_docstring_examples_run():
     import doctest
 

@@ -45,15 +45,15 @@ def stream_seed(key):
     return words[0], words[1]
 
 
-def _check(x, p, key, seed, training, mode, stream, offset, noise_shape):
+def _check(x, p, key, seed, training, mode, stream, offset, noise_shape, name="x"):
     """Every argument checked before anything is computed; returns (x as an array, p,
-    mode, stream, offset, the noise shape)."""
+    mode, stream, offset, the noise shape). `name` is the caller's name for x."""
     if not hasattr(x, "dtype") or not hasattr(x, "shape"):
         x = jnp.asarray(x)
     dtype = np.dtype(x.dtype)
     if dtype.name not in _DTYPES:
         raise TypeError(
-            f"x must have dtype float16, bfloat16, float32 or float64, got {dtype}"
+            f"{name} must have dtype float16, bfloat16, float32 or float64, got {dtype}"
         )
     p = _probability(p)
     training = _params.flag(training, "training")
