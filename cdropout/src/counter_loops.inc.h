@@ -37,13 +37,7 @@ static inline __attribute__((always_inline)) P_(cdr_u64v_) P_(cdr_mix64v_)(P_(cd
                 u[v] = (u32v)P_(cdr_mix64v_)(z[v]);                                        \
                 z[v] += advance;                                                           \
             }                                                                              \
-            if (i >= 0 && i + CDR_LANES <= n) {                                            \
-                WHOLE_STEP                                                                 \
-            } else {                                                                       \
-                memcpy(w, u, sizeof w);                                                    \
-                for (int64_t k = i < 0 ? 0 : i; k < i + CDR_LANES && k < n; k++)           \
-                    ONE(k, w[k - i]);                                                      \
-            }                                                                              \
+            CDR_STEP(WHOLE_STEP, ONE);                                                     \
         }                                                                                  \
     } while (0)
 

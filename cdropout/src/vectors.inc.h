@@ -117,6 +117,22 @@ typedef uint64_t P_(cdr_u64mem_)
     } while (0)
 
 /*
+ * One step of a walk, once its words are in u[NV]: WHOLE_STEP when the step's elements
+ * all lie in [0, n), else ONE(k, w[k - i]) for each of its elements k that do (a step
+ * cut at either end), through w, the words as an array. Both streams' walks end so.
+ */
+#define CDR_STEP(WHOLE_STEP, ONE)                                                          \
+    do {                                                                                   \
+        if (i >= 0 && i + CDR_LANES <= n) {                                                \
+            WHOLE_STEP                                                                     \
+        } else {                                                                           \
+            memcpy(w, u, sizeof w);                                                        \
+            for (int64_t k = i < 0 ? 0 : i; k < i + CDR_LANES && k < n; k++)               \
+                ONE(k, w[k - i]);                                                          \
+        }                                                                                  \
+    } while (0)
+
+/*
  * A stream's loops over elements [first, first + n) (within one block, as the callers
  * split the work), made from its walk: WALK(WHOLE_STEP, ONE) runs over the steps that
  * hold those elements, with i the index, relative to `first`, of the step's first element

@@ -51,22 +51,16 @@ static inline __attribute__((always_inline)) void P_(cdr_seek_)(P_(cdr_state_) *
 
 /* The walk over elements [first, first + n) of ONE block (vectors.inc.h says what a walk
  * gives its steps): the block's lanes, seeded and run up to the step of `first`. */
-#define CDR_XOSHIRO_WALK(WHOLE_STEP, ONE)                                                          \
+#define CDR_XOSHIRO_WALK(WHOLE_STEP, ONE)                                                  \
     do {                                                                                   \
         P_(cdr_state_) st;                                                                 \
         u32v u[NV];                                                                        \
         uint32_t w[CDR_LANES];                                                             \
         const int64_t j0 = (int64_t)(first % CDR_BLOCK);                                   \
-        P_(cdr_seek_)(&st, key.key, first / CDR_BLOCK, j0);                                    \
+        P_(cdr_seek_)(&st, key.key, first / CDR_BLOCK, j0);                                \
         for (int64_t i = -(j0 % CDR_LANES); i < n; i += CDR_LANES) {                       \
             P_(cdr_next_)(&st, u);                                                         \
-            if (i >= 0 && i + CDR_LANES <= n) {                                            \
-                WHOLE_STEP                                                                 \
-            } else {                                                                       \
-                memcpy(w, u, sizeof w);                                                    \
-                for (int64_t k = i < 0 ? 0 : i; k < i + CDR_LANES && k < n; k++)           \
-                    ONE(k, w[k - i]);                                                      \
-            }                                                                              \
+            CDR_STEP(WHOLE_STEP, ONE);                                                     \
         }                                                                                  \
     } while (0)
 
