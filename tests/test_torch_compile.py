@@ -14,6 +14,7 @@ from torch_support import (  # noqa: E402
     JIT_TRACE_DEPRECATED,
     OPCHECK_NON_LEAF_GRAD,
     alpha_dropout,
+    fresh_compilations,  # noqa: F401 (a fixture)
 )
 
 
@@ -158,3 +159,73 @@ def test_torch_jit_trace_records_evaluation_and_refuses_training(layer):
     with pytest.raises(RuntimeError, match="torch.jit.trace in training mode"):
         torch.jit.trace(model, torch.randn(2, 3, 8, 8))
     assert int(layer.calls) == 0
+
+
+_MODULES = (  # each class with an input of the rank it drops channels of
+    (ct.Dropout, (6, 5)),
+    (ct.Dropout1d, (4, 6, 5)),
+    (ct.Dropout2d, (2, 6, 3, 4)),
+    (ct.Dropout3d, (2, 6, 3, 2, 2)),
+    (ct.AlphaDropout, (6, 5)),
+    (ct.FeatureAlphaDropout, (4, 6, 5)),
+)
+
+
+def _steps(call, shapes, calls=3):
+    """Outputs and input gradients of `calls` training calls of `call` (inputs of
+    these shapes, one output each), each from its own torch.manual_seed (the key of
+    seed=None) and a gradient that is not all ones (which the scale alone would show)."""
+    results = []
+    for step in range(calls):
+        torch.manual_seed(100 + step)
+        xs = [torch.randn(shape, requires_grad=True) for shape in shapes]
+        ys = call(*xs)
+        torch.autograd.backward(ys, [torch.randn(y.shape) for y in ys])
+        results += [y.detach() for y in ys] + [x.grad for x in xs]
+    return results
+
+
+@pytest.mark.usefixtures("fresh_compilations")
+@pytest.mark.parametrize("seed", [None, 5], ids=["generator", "seeded"])
+@pytest.mark.parametrize("stream", ["counter", "xoshiro"])
+def test_compiled_modules_draw_each_calls_mask_forward_and_backward(stream, seed):
+    # Modules alone in a graph, where the backward once recomputed a seeded module's
+    # key from its call counter after the forward had advanced it: call n's mask
+    # forward, call n + 1's backward (a wrong gradient). Several calls, so that a
+    # shift by one shows.
+    def modules():
+        return [cls(0.4, seed=seed, stream=stream) for cls, _ in _MODULES]
+
+    def run(layers):
+        return lambda *xs: [layer(x) for layer, x in zip(layers, xs, strict=True)]
+
+    eager, compiled = modules(), modules()
+    shapes = [shape for _, shape in _MODULES]
+    with torch._inductor.config.patch(fallback_random=True):  # PyTorch's randint
+        got = _steps(torch.compile(run(compiled)), shapes)
+    for actual, desired in zip(got, _steps(run(eager), shapes), strict=True):
+        assert torch.equal(actual, desired)
+    if seed is not None:
+        assert [int(layer.calls) for layer in compiled + eager] == [3] * 12
+
+
+@pytest.mark.usefixtures("fresh_compilations")
+@pytest.mark.parametrize("seeded", [False, True], ids=["generator", "seeded"])
+@pytest.mark.parametrize("stream", ["counter", "xoshiro"])
+def test_a_compiled_swapped_model_gives_the_eager_steps(stream, seeded):
+    def model():
+        torch.manual_seed(0)
+        swapped = ct.swap_dropout(torch.nn.Sequential(
+            torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+            torch.nn.Linear(8, 8), torch.nn.Dropout(0.2), torch.nn.ReLU(),
+            torch.nn.AlphaDropout(0.1),
+        ), stream=stream)  # fmt: skip
+        for index in (2, 4, 6):
+            swapped[index].seed = index if seeded else None
+        return swapped
+
+    eager, compiled = model(), model()
+    with torch._inductor.config.patch(fallback_random=True):  # PyTorch's randint
+        got = _steps(lambda x: [torch.compile(compiled)(x)], [(4, 5)])
+    for actual, desired in zip(got, _steps(lambda x: [eager(x)], [(4, 5)]), strict=True):
+        assert torch.equal(actual, desired)

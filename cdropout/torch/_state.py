@@ -20,6 +20,11 @@ def compiling():
     return torch.compiler.is_compiling()
 
 
+def exporting():
+    """Whether torch.export (not torch.compile) is tracing this call."""
+    return torch.compiler.is_exporting()
+
+
 def transforms_active():
     """Whether a torch.func transform (grad, vmap, jvp, functionalize...) is active."""
     return torch._C._are_functorch_transforms_active()

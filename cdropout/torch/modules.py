@@ -69,7 +69,14 @@ class _CallKeys:
         key = _traced.call_key(module.calls, seed)
         # (an int64 buffer records nothing for autograd: no torch.no_grad(), whose
         # region torch.export.load refuses in a training-mode program)
-        module.calls.add_(1)
+        if _state.exporting():  # recorded as a buffer mutation of the program
+            module.calls.add_(1)
+        else:
+            # A new tensor, not add_: torch.compile's backward may recompute the key
+            # from the counter it was given rather than save it, and add_ advanced
+            # that very tensor after the forward, so the backward drew call n + 1's
+            # mask (a wrong gradient). torch.export drops a reassignment.
+            module.calls = module.calls + 1
         return key
 
 
