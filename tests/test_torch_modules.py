@@ -32,6 +32,84 @@ def test_a_module_resumed_from_its_state_dict_draws_the_uninterrupted_masks():
     assert np.array_equal(outputs[0].numpy(), layer(np.ones(64, np.float32)))
 
 
+
+_SEEDED = [  # every module class, seeded, with an input of a rank it takes
+    (lambda: ct.Dropout(0.5, seed=4), (3, 8)),
+    (lambda: ct.Dropout1d(0.5, seed=4), (3, 8, 2)),
+    (lambda: ct.Dropout2d(0.5, seed=4), (3, 8, 2, 2)),
+    (lambda: ct.Dropout3d(0.5, seed=4), (3, 8, 2, 2, 1)),
+    (lambda: ct.AlphaDropout(0.5, seed=4), (3, 8)),
+    (lambda: ct.FeatureAlphaDropout(0.5, seed=4), (3, 8, 2)),
+]
+
+
+def _first_masks(model, shape, calls=2):
+    return [model(torch.ones(shape)) for _ in range(calls)]
+
+
+@pytest.mark.parametrize("make, shape", _SEEDED, ids=[
+    "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"
+])  # fmt: skip
+def test_a_module_built_on_meta_and_materialised_draws_a_fresh_modules_masks(make,
+                                                                              shape):  # fmt: skip
+    # deferred initialisation (FSDP's): build on meta, to_empty, reset_parameters;
+    # to_empty once left the call counter uninitialised memory: another stream
+    fresh = torch.nn.Sequential(make(), torch.nn.Identity())
+    with torch.device("meta"):
+        deferred = torch.nn.Sequential(make(), torch.nn.Linear(2, 2))
+    assert deferred[0].calls.is_cpu  # a real counter: state, not data on meta
+    deferred.to_empty(device="cpu")
+    for module in deferred.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    assert int(deferred[0].calls) == 0
+    expected = _first_masks(fresh[0], shape)
+    for got, want in zip(_first_masks(deferred[0], shape), expected, strict=True):
+        assert torch.equal(got, want)
+
+
+def test_the_call_counter_stays_on_the_cpu_with_its_value_through_moves_and_casts():
+    layer = ct.Dropout(0.5, seed=4)
+    layer(torch.ones(4)), layer(torch.ones(4))
+    for move in (
+        lambda m: m.to(torch.float16), lambda m: m.double(), lambda m: m.to("meta"),
+        lambda m: m.to_empty(device="cpu"), lambda m: m.share_memory(),
+        lambda m: m.to("cpu"),
+    ):  # fmt: skip
+        move(layer)
+        assert layer.calls.is_cpu and layer.calls.dtype == torch.int64
+        assert int(layer.calls) == 2
+    # a device context builds a CPU counter too (under "cuda" without CUDA, the build
+    # of every module once failed)
+    for device in ("meta", "cuda"):
+        with torch.device(device):
+            built = ct.Dropout(0.5, seed=1)
+        assert built.calls.is_cpu and int(built.calls) == 0
+
+
+def test_state_dicts_load_both_ways_between_seeded_cdropout_and_torch_nn_models():
+    def model(dropout):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, 4), dropout)
+
+    plain, seeded = model(torch.nn.Dropout(0.5)), model(ct.Dropout(0.5, seed=9))
+    seeded(torch.ones(2, 4)), seeded(torch.ones(2, 4))
+    # torch.nn's checkpoint into a seeded model: strict, the counter kept as it is
+    seeded.load_state_dict(plain.state_dict())
+    assert int(seeded[1].calls) == 2
+    # seeded into seeded: the counter restored
+    resumed = model(ct.Dropout(0.5, seed=9))
+    resumed.load_state_dict(seeded.state_dict())
+    assert int(resumed[1].calls) == 2
+    assert torch.equal(resumed(torch.ones(2, 4)), seeded(torch.ones(2, 4)))
+    # into torch.nn's model: the counter is the one key torch.nn lacks; seed=None
+    # leaves it out (the documented way to hand weights to a torch.nn model)
+    result = plain.load_state_dict(seeded.state_dict(), strict=False)
+    assert result.unexpected_keys == ["1.calls"] and result.missing_keys == []
+    seeded[1].seed = None
+    plain.load_state_dict(seeded.state_dict())
+
+
 def test_only_a_seeded_module_keeps_its_call_number_in_the_state_dict():
     # without a seed the state_dict is torch.nn's: a checkpoint loads (strict) before
     # and after swap_dropout, and into the torch.nn model

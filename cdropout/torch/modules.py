@@ -112,9 +112,32 @@ class _Module:
         self.mode = mode
         self.noise_shape = noise_shape
         self.stream = stream
-        # the number of the next training call's stream (used with an int seed)
-        self.register_buffer("calls", torch.zeros((), dtype=torch.int64))
+        # the number of the next training call's stream (used with an int seed): state
+        # of the module, not data a device owns, so made on the CPU whatever device
+        # context builds the model (meta for deferred initialisation, cuda), and kept
+        # by _apply
+        self.register_buffer("calls", torch.zeros((), dtype=torch.int64, device="cpu"))
         self.seed = seed
+
+    def _apply(self, fn, recurse=True):
+        # .to(), .cuda(), .half(), to_empty() and share_memory() reach here: to_empty
+        # would leave the counter uninitialised memory (another stream, silently), and
+        # a move would put it where the kernel never runs; the counter stays as it is
+        calls = self._buffers["calls"]
+        result = super()._apply(fn, recurse)
+        self._buffers["calls"] = calls
+        return result
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):  # fmt: skip
+        # a checkpoint of torch.nn's model (or of an unseeded module) has no counter:
+        # it loads, strict too, and the counter stays where it is
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys,
+            unexpected_keys, error_msgs,
+        )  # fmt: skip
+        if prefix + "calls" not in state_dict and prefix + "calls" in missing_keys:
+            missing_keys.remove(prefix + "calls")
 
     @property
     def seed(self):
