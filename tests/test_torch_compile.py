@@ -174,7 +174,7 @@ _MODULES = (  # each class with an input of the rank it drops channels of
 def _steps(call, shapes, calls=3):
     """Outputs and input gradients of `calls` training calls of `call` (inputs of
     these shapes, one output each), each from its own torch.manual_seed (the key of
-    seed=None) and a gradient that is not all ones (which the scale alone would show)."""
+    seed=None) and a gradient not all ones (which the scale alone would show)."""
     results = []
     for step in range(calls):
         torch.manual_seed(100 + step)
@@ -225,7 +225,9 @@ def test_a_compiled_swapped_model_gives_the_eager_steps(stream, seeded):
         return swapped
 
     eager, compiled = model(), model()
+    program = torch.compile(compiled)
     with torch._inductor.config.patch(fallback_random=True):  # PyTorch's randint
-        got = _steps(lambda x: [torch.compile(compiled)(x)], [(4, 5)])
-    for actual, desired in zip(got, _steps(lambda x: [eager(x)], [(4, 5)]), strict=True):
+        got = _steps(lambda x: [program(x)], [(4, 5)])
+    expected = _steps(lambda x: [eager(x)], [(4, 5)])
+    for actual, desired in zip(got, expected, strict=True):
         assert torch.equal(actual, desired)

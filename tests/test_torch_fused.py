@@ -15,7 +15,7 @@ pytest.importorskip("ml_dtypes")
 import torch.nn.functional as F  # noqa: E402
 
 import cdropout.torch as ct  # noqa: E402
-from cdropout.torch.modules import FusedActivation  # noqa: E402
+from cdropout.torch.fusing import FusingSequential  # noqa: E402
 
 from torch_support import (  # noqa: E402, F401
     DTYPES,
@@ -174,10 +174,11 @@ def test_swap_dropout_fuses_the_pairs_into_the_same_function(make, dropout_first
     ct.swap_dropout(apart, fuse=False)
     ct.swap_dropout(fused)
     assert list(fused.state_dict()) == list(make().state_dict())
-    slots = [i for i, m in enumerate(fused) if isinstance(m, FusedActivation)]
-    assert slots == _fusable_slots(apart, dropout_first)
-    for i in slots:
-        assert fused[i - 1 if dropout_first else i + 1].activation is not None
+    assert type(fused) is FusingSequential and type(apart) is torch.nn.Sequential
+    kinds = torch.nn.ReLU | torch.nn.LeakyReLU
+    activations = [i for pair in fused.fused_pairs() for i in pair
+                   if isinstance(fused[i], kinds)]  # fmt: skip
+    assert activations == _fusable_slots(apart, dropout_first)
     x = torch.randn((8, 16) if isinstance(fused[0], torch.nn.Linear) else (8, 3, 8, 8))
     x.view(-1)[:3] = torch.tensor([-0.0, 1e-40, -1e-40])
     if compiled:  # both: inductor sums a gradient in its own order, not eager's
@@ -197,17 +198,17 @@ def test_in_evaluation_a_classic_dropout_then_relu_keeps_its_order():
     x = torch.tensor([-1e-45, 2.0])
     expected = torch.relu(x * 0.5)
     fused = ct.swap_dropout(model).eval()
-    assert isinstance(fused[1], FusedActivation)
+    assert fused.fused_pairs() == [(0, 1)]
     np.testing.assert_array_equal(bits(fused(x)), bits(expected))
 
 
 def test_swap_dropout_leaves_apart_what_it_cannot_fuse():
-    shared_relu = torch.nn.ReLU()
+    shared_relu = torch.nn.ReLU()  # stateless: fused at each of its places
     hooked = torch.nn.ReLU()
     hooked.register_forward_hook(lambda module, inputs, output: None)
     linear = torch.nn.Linear(4, 4)
     model = torch.nn.Sequential(
-        shared_relu, torch.nn.Dropout(0.5), linear,  # shared
+        shared_relu, torch.nn.Dropout(0.5), linear,
         shared_relu, torch.nn.Dropout(0.5), linear,
         hooked, torch.nn.Dropout(0.5), linear,  # a hook would see other values
         torch.nn.LeakyReLU(-0.5), torch.nn.Dropout(0.5), linear,  # the sign is lost
@@ -216,22 +217,41 @@ def test_swap_dropout_leaves_apart_what_it_cannot_fuse():
         torch.nn.Dropout(0.5), torch.nn.LeakyReLU(0.1),  # rounds in another order
     )  # fmt: skip
     ct.swap_dropout(model)
-    assert not any(isinstance(m, FusedActivation) for m in model)
-    assert all(getattr(m, "activation", None) is None for m in model)
+    assert model.fused_pairs() == [(0, 1), (3, 4)]  # the shared ReLU's two places
 
 
-def test_a_fused_slot_names_what_it_stands_for_and_gives_it_back():
-    model = ct.swap_dropout(
-        torch.nn.Sequential(torch.nn.LeakyReLU(0.1, inplace=True), torch.nn.Dropout())
+def test_a_fused_models_children_stay_what_they_are():
+    # slices, indexing, hooks registered after the swap and walks over the modules
+    # see the activation's values, as in torch.nn's model (the slot of a fused ReLU
+    # once passed its input through)
+    torch.manual_seed(0)
+    model = ct.swap_dropout(torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+        torch.nn.Linear(8, 8), torch.nn.LeakyReLU(0.1), torch.nn.Dropout(0.5),
+    ))  # fmt: skip
+    assert model.fused_pairs() == [(1, 2), (4, 5)]
+    x = torch.randn(16, 4)
+    assert torch.equal(model[:2](x), torch.relu(model[0](x)))
+    assert torch.equal(model[1](torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))
+    walked = [type(m) for _, m in model.named_modules()]
+    assert walked[1:3] == [torch.nn.Linear, torch.nn.ReLU]
+    torch.manual_seed(1)
+    expected = model(x)
+    seen = []
+    hook = model[4].register_forward_hook(lambda m, i, out: seen.append((i[0], out)))
+    assert model.fused_pairs() == [(1, 2)]  # the hooked pair runs apart
+    torch.manual_seed(1)
+    assert torch.equal(model(x), expected)  # fused or apart, the same function
+    (before, after), = seen
+    assert torch.equal(after, F.leaky_relu(before, 0.1)) and (before < 0).any()
+    hook.remove()
+    everywhere = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, out: None
     )
-    assert repr(model[0]) == "FusedActivation(LeakyReLU(0.1), done by the next module)"
-    assert repr(model[1]) == "Dropout(p=0.5, inplace=False, after=LeakyReLU(0.1))"
-    original = model[0].original()
-    assert type(original) is torch.nn.LeakyReLU
-    assert (original.negative_slope, original.inplace) == (0.1, True)
-    model.eval()  # evaluation applies the activation too
-    x = torch.tensor([-2.0, 3.0])
-    assert torch.equal(model(x), F.leaky_relu(x, 0.1))
+    try:
+        assert model.fused_pairs() == []  # a global hook sees every module
+    finally:
+        everywhere.remove()
 
 
 def test_a_fused_model_pickles_and_deep_copies():

@@ -48,10 +48,9 @@ def _first_masks(model, shape, calls=2):
 
 
 @pytest.mark.parametrize("make, shape", _SEEDED, ids=[
-    "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"
+    "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "Alpha", "FeatureAlpha"
 ])  # fmt: skip
-def test_a_module_built_on_meta_and_materialised_draws_a_fresh_modules_masks(make,
-                                                                              shape):  # fmt: skip
+def test_a_module_built_on_meta_and_materialised_draws_fresh_masks(make, shape):
     # deferred initialisation (FSDP's): build on meta, to_empty, reset_parameters;
     # to_empty once left the call counter uninitialised memory: another stream
     fresh = torch.nn.Sequential(make(), torch.nn.Identity())

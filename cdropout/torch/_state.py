@@ -161,6 +161,18 @@ def record_module_call(module, proxy):
     )
 
 
+def global_module_hooks():
+    """Whether hooks registered for every module (torch.nn.modules.module's
+    register_module_forward_hook and its kin) are in force."""
+    hooks = torch.nn.modules.module
+    return bool(
+        hooks._global_forward_hooks
+        or hooks._global_forward_pre_hooks
+        or hooks._global_backward_hooks
+        or hooks._global_backward_pre_hooks
+    )
+
+
 def make_non_persistent(module, name, non_persistent):
     """Keep the buffer `name` of `module` out of its state_dict (or put it back):
     register_buffer's persistent flag, for a buffer already registered."""

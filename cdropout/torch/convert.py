@@ -7,7 +7,7 @@ from typing import TypeVar
 import torch
 
 from cdropout import _params
-from cdropout.torch import functional, modules
+from cdropout.torch import fusing, modules
 
 # torch.nn's dropout modules and their cdropout drop-ins (exact types: a subclass of
 # torch.nn.Dropout may do something else, and cdropout's own are subclasses)
@@ -33,13 +33,13 @@ def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Mo
     with the same p, inplace and training flag and the given stream; return the model.
 
     With `fuse` (the default), each nn.ReLU, or nn.LeakyReLU with a slope of at least
-    0, directly followed in an nn.Sequential by a dropout, Dropout1d/2d/3d (torch.nn's
-    or cdropout's), and each nn.ReLU directly after one, becomes part of that dropout:
-    one pass forward, a backward from the output alone, and under torch.compile one
-    kernel with no mask saved. The activation's slot then holds a FusedActivation,
-    which passes its input through, so module indices and state_dict keys are
-    unchanged and the Sequential is the same function to the bit. Modules used at
-    several places, or with hooks (which would see other values), are left apart.
+    0, directly followed in an nn.Sequential by a dropout, Dropout1d/2d/3d, and each
+    nn.ReLU directly after one, runs with that dropout as one operation: one pass
+    forward, a backward from the output alone, and under torch.compile one kernel with
+    no mask saved. Such a Sequential becomes a FusingSequential (cdropout.torch.fusing),
+    which decides at each call: every child stays what it is (``model[1]`` is still the
+    ReLU, a slice still ends with it), and a pair with a hook is run apart, so that the
+    hook sees what it sees in torch.nn's model.
 
     Every place of a module registered at several places is replaced (one drop-in for
     all of its places, as the module was one). Every dropout is checked first: a p
@@ -87,79 +87,8 @@ def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Mo
     for parent, name, _, child in places:
         parent._modules[name] = swapped[id(child)]
     if fuse:
-        _fuse_activations(model)
+        fusing.fuse(model)
     return model
-
-
-def _fuse_activations(model):
-    """Fuse each activation that can be fused next to a cdropout dropout module of one
-    of torch.nn's element or channel kinds in a Sequential: before it (ReLU or
-    LeakyReLU), or after it (ReLU only: relu(dropout(x)) is dropout(relu(x)) to the
-    bit, but LeakyReLU's multiply rounds in another order). Not the alpha variants,
-    whose dropped elements are not zero."""
-    places = model.named_modules(remove_duplicate=False)
-    uses = Counter(id(module) for _, module in places)
-
-    def alone(module):  # at one place, with no hook (which would see other values)
-        return uses[id(module)] == 1 and not _hooked(module)
-
-    for parent in model.modules():
-        if type(parent).forward is not torch.nn.Sequential.forward:
-            continue  # a Sequential whose forward calls its children in order
-        names = list(parent._modules)
-        for first, second in zip(names, names[1:], strict=False):
-            before, after = parent._modules[first], parent._modules[second]
-            if _is_fusable_dropout(after) and _is_fusable_dropout(before):
-                continue
-            if _is_fusable_dropout(after):
-                dropout, slot, activation_after = after, first, False
-                activation = _fusable_activation(before)
-            elif _is_fusable_dropout(before) and type(after) is torch.nn.ReLU:
-                dropout, slot, activation_after = before, second, True
-                activation = ("relu", 0.0)
-            else:
-                continue
-            activation_module = parent._modules[slot]
-            if activation is None or not (alone(dropout) and alone(activation_module)):
-                continue
-            dropout.activation = activation
-            dropout.activation_after = activation_after
-            parent._modules[slot] = modules.FusedActivation(
-                activation,
-                activation_module.inplace,
-                "previous" if activation_after else "next",
-            )
-
-
-def _is_fusable_dropout(module):
-    return (
-        isinstance(module, modules._Module)
-        and module.function in functional.VARIANTS
-        and module.activation is None
-    )
-
-
-def _fusable_activation(module):
-    """("relu", 0.0) or ("leaky_relu", slope) for a module that can be fused, else
-    None: exactly nn.ReLU, or nn.LeakyReLU whose slope keeps the input's sign. Those
-    are positively homogeneous (dropout's scale and zeros commute with them) and their
-    output alone gives their gradient."""
-    if type(module) is torch.nn.ReLU:
-        return ("relu", 0.0)
-    if type(module) is torch.nn.LeakyReLU:
-        slope = module.negative_slope
-        if isinstance(slope, (int, float)) and 0.0 <= slope < float("inf"):
-            return ("leaky_relu", float(slope))
-    return None
-
-
-def _hooked(module):
-    return bool(
-        module._forward_hooks
-        or module._forward_pre_hooks
-        or module._backward_hooks
-        or getattr(module, "_backward_pre_hooks", None)
-    )
 
 
 def _swapped(path, module, stream):

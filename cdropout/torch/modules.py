@@ -90,11 +90,6 @@ class _Module:
     # the stream of a module pickled before cdropout 0.3, which had this one only
     stream = "xoshiro"
     has_noise = True  # the channel variants take their noise from the input's rank
-    # ("relu", 0.0) or ("leaky_relu", slope) once swap_dropout has fused the activation
-    # before the module into it (its slot then holds a FusedActivation)
-    activation: tuple[str, float] | None = None
-    # whether that activation came after the module (Dropout, ReLU), not before it
-    activation_after = False
     # set by the torch.nn module the class stands in for
     p: float
     inplace: bool
@@ -163,28 +158,21 @@ class _Module:
             extra += f", noise_shape={self.noise_shape}"
         if self.stream != "counter":
             extra += f", stream={self.stream!r}"
-        if self.activation is not None:
-            where = "then" if self.activation_after else "after"
-            extra += f", {where}={_activation_repr(self.activation)}"
         return extra
+
+    def key_source(self):
+        """What a call passes as `seed`: None (PyTorch's generator), or the source of
+        the module's per-call keys."""
+        return None if self.seed is None else _CallKeys(self)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if _state.fx_proxy(input):  # recorded as torch.fx records torch.nn's modules
             return _state.record_module_call(self, input)
-        options: dict[str, Any] = {
-            "seed": None if self.seed is None else _CallKeys(self),
-            "stream": self.stream,
-        }
+        options: dict[str, Any] = {"seed": self.key_source(), "stream": self.stream}
         if self.has_mode:
             options["mode"] = self.mode
         if self.has_noise:
             options["noise_shape"] = self.noise_shape
-        if self.activation is not None:
-            return functional.activated_module_call(
-                self.function, self.activation, self.activation_after, input, self.p,
-                self.training, self.inplace, self.mode, options["seed"],
-                self.noise_shape, self.stream,
-            )  # fmt: skip
         call = getattr(functional, self.function)
         return call(input, self.p, self.training, self.inplace, **options)
 
@@ -323,39 +311,3 @@ class FeatureAlphaDropout(_Module, torch.nn.FeatureAlphaDropout):
         stream: str = "counter",
     ) -> None:
         self._setup(p, inplace, "inverted", seed, None, stream)
-
-
-class FusedActivation(torch.nn.Identity):
-    """The slot of a ReLU or LeakyReLU whose work a cdropout dropout module next to it
-    does as one operation (swap_dropout fuses the pairs it finds in nn.Sequential): it
-    passes its input through. Called alone it is not the activation: the model is the
-    same function, not each of its slots.
-
-    `activation` is ("relu", 0.0) or ("leaky_relu", negative_slope); `done_by` is
-    "next" or "previous", the module that does it; `original()` gives a new module of
-    the kind it stands in for."""
-
-    def __init__(
-        self,
-        activation: tuple[str, float],
-        inplace: bool = False,
-        done_by: str = "next",
-    ) -> None:
-        super().__init__()
-        self.activation = activation
-        self.inplace = inplace
-        self.done_by = done_by
-
-    def original(self) -> torch.nn.Module:
-        name, slope = self.activation
-        if name == "relu":
-            return torch.nn.ReLU(self.inplace)
-        return torch.nn.LeakyReLU(slope, self.inplace)
-
-    def extra_repr(self) -> str:
-        return f"{_activation_repr(self.activation)}, done by the {self.done_by} module"
-
-
-def _activation_repr(activation):
-    name, slope = activation
-    return "ReLU" if name == "relu" else f"LeakyReLU({slope})"
