@@ -54,7 +54,7 @@ def _checked(inputs, rate, deterministic, mode, stream, broadcast_dims):
     the rng streams as they were); returns (inputs as an array, rate, deterministic,
     the noise shape)."""
     inputs = jnp.asarray(inputs)
-    rate = _params.probability(rate, "rate")
+    rate = functional.probability(rate, "rate")
     deterministic = _params.flag(deterministic, "deterministic")
     noise = _noise_shape(_broadcast_dims(broadcast_dims), inputs.ndim)
     # dtype, mode, stream and noise shape, as the call will check them after the draw
@@ -111,7 +111,7 @@ class Dropout(nnx.Dropout):
         mode: str = "inverted",
         stream: str = "counter",
     ) -> None:
-        rate = _params.probability(rate, "rate")
+        rate = functional.probability(rate, "rate")
         broadcast_dims = _broadcast_dims(broadcast_dims)
         if deterministic is not None:
             deterministic = _params.flag(deterministic, "deterministic")
@@ -219,45 +219,66 @@ def swap_dropout(model: nnx.Module, stream: str = "counter") -> nnx.Module:
     if not isinstance(model, nnx.Module):
         raise TypeError(f"model must be an nnx.Module, got {type(model).__name__}")
     stream = _params.stream(stream)
-    places = []  # (parent, name or index, dropout), found before anything changes
-    for _, parent in nnx.iter_modules(model):
-        for name, child in _children(parent):
-            if type(child) is nnx.Dropout:
-                places.append((parent, name, child))
-    for parent, name, child in places:
-        new = Dropout(
-            child.rate, broadcast_dims=child.broadcast_dims,
-            deterministic=child.deterministic, rng_collection=child.rng_collection,
-            stream=stream,
-        )  # fmt: skip
-        new.rngs = child.rngs  # the same stream of keys, not a fork of it
-        _replace(parent, name, new)
     if type(model) is nnx.Dropout:
         raise TypeError(
             "model is itself an nnx.Dropout, which cannot be replaced in place: "
             "construct cdropout.flax.Dropout instead"
         )
+    found = {}  # id -> (path, dropout): each dropout once, however often it is held
+    _rebuilt(model, lambda path, child: found.setdefault(id(child), (path, child))[1])
+    replacements = {}  # made, so checked, before anything changes
+    for key, (path, child) in found.items():
+        try:
+            new = Dropout(
+                child.rate, broadcast_dims=child.broadcast_dims,
+                deterministic=child.deterministic,
+                rng_collection=child.rng_collection, stream=stream,
+            )  # fmt: skip
+        except (TypeError, ValueError) as error:
+            raise type(error)(
+                f"module {'.'.join(map(str, path))!r} cannot be swapped: {error}"
+            ) from None
+        new.rngs = child.rngs  # the same stream of keys, not a fork of it
+        replacements[key] = new
+    _rebuilt(model, lambda path, child: replacements[id(child)])
     return model
 
 
-def _children(module):
-    """(name, child module) of a module's attributes, and (index, module) of its
-    nnx.List and list attributes."""
-    for name, value in vars(module).items():
-        if isinstance(value, nnx.Module):
-            yield name, value
-        elif isinstance(value, (list, nnx.List)):
-            for index, item in enumerate(value):
-                if isinstance(item, nnx.Module):
-                    yield (name, index), item
-
-
-def _replace(parent, name, new):
-    if isinstance(name, tuple):
-        attribute, index = name
-        getattr(parent, attribute)[index] = new
-    else:
-        setattr(parent, name, new)
+def _rebuilt(value, swap, path=(), seen=None):
+    """`value` with each nnx.Dropout held in it replaced by swap(path, dropout):
+    through modules' attributes, lists, dicts (nnx.List and nnx.Dict too) and tuples,
+    nested (nnx.data containers). Lists and dicts change in place; a tuple holding a
+    replacement becomes a new tuple of its type; each module is visited once."""
+    seen = set() if seen is None else seen
+    if type(value) is nnx.Dropout:
+        return swap(path, value)
+    if isinstance(value, (list, nnx.List)):
+        for index, item in enumerate(value):
+            new = _rebuilt(item, swap, path + (index,), seen)
+            if new is not item:
+                value[index] = new
+    elif isinstance(value, (dict, nnx.Dict)):
+        for name, item in list(value.items()):
+            new = _rebuilt(item, swap, path + (name,), seen)
+            if new is not item:
+                value[name] = new
+    elif isinstance(value, tuple):
+        items = [
+            _rebuilt(item, swap, path + (index,), seen)
+            for index, item in enumerate(value)
+        ]
+        if any(new is not old for new, old in zip(items, value, strict=True)):
+            named = hasattr(value, "_fields")  # a namedtuple takes its fields apart
+            return type(value)(*items) if named else type(value)(items)
+    elif isinstance(value, nnx.Module) and id(value) not in seen:
+        seen.add(id(value))
+        for name, item in list(vars(value).items()):
+            if name.startswith("_"):
+                continue  # flax's own bookkeeping, and private state
+            new = _rebuilt(item, swap, path + (name,), seen)
+            if new is not item:
+                setattr(value, name, new)
+    return value
 
 
 def convert_mode(model: nnx.Sequential, to_mode: str) -> nnx.Sequential:

@@ -167,3 +167,43 @@ def test_docstring_examples_run():
 
     failed, attempted = doctest.testmod(cf)
     assert attempted > 0 and failed == 0
+
+
+class _Holders(nnx.Module):
+    """Dropouts held every way an nnx model holds modules."""
+
+    def __init__(self, rngs):
+        self.in_dict = nnx.data({"a": nnx.Dropout(0.1, rngs=rngs)})
+        self.in_tuple = nnx.data((nnx.Dropout(0.2, rngs=rngs), 3))
+        self.nested = nnx.data([[nnx.Dropout(0.3, rngs=rngs)]])
+        self.dict_of_lists = nnx.data({"x": [nnx.Dropout(0.4, rngs=rngs)]})
+        self.in_list = nnx.List([nnx.Dropout(0.5, rngs=rngs)])
+        shared = nnx.Dropout(0.6, rngs=rngs)
+        self.first, self.second = shared, shared
+
+
+def test_swap_dropout_reaches_every_container_and_keeps_one_shared_dropout():
+    model = cf.swap_dropout(_Holders(nnx.Rngs(dropout=0)))
+    found = [(path, node) for path, node in nnx.iter_graph(model)
+             if isinstance(node, nnx.Dropout)]  # fmt: skip
+    assert len(found) == 6 and all(type(node) is cf.Dropout for _, node in found)
+    assert model.first is model.second
+    assert model.in_tuple[1] == 3 and type(model.in_tuple) is tuple
+    assert [model.in_dict["a"].rate, model.nested[0][0].rate] == [0.1, 0.3]
+
+
+def test_swap_dropout_refuses_a_bad_rate_before_changing_anything():
+    model = _Holders(nnx.Rngs(dropout=0))
+    model.in_list[0].rate = float("nan")  # flax takes it
+    with pytest.raises(ValueError, match="'in_list.0' cannot be swapped: rate must"):
+        cf.swap_dropout(model)
+    assert all(type(node) is nnx.Dropout for _, node in nnx.iter_graph(model)
+               if isinstance(node, nnx.Dropout))  # fmt: skip
+
+
+def test_a_concrete_scalar_array_is_taken_as_the_rate():
+    layer = cf.Dropout(jnp.float32(0.25), rngs=nnx.Rngs(dropout=0))
+    assert layer.rate == float(np.float32(0.25))
+    assert cf.LinenDropout(jnp.float32(0.25), deterministic=True).apply(
+        {}, jnp.ones(3)
+    ).shape == (3,)

@@ -10,6 +10,18 @@ from cdropout import _extras
 
 _extras.require("jax", "JAX", "jax")
 
+from cdropout.jax import _ffi  # noqa: E402
 from cdropout.jax.functional import alpha_dropout, dropout, stream_seed  # noqa: E402
 
-__all__ = ["alpha_dropout", "dropout", "stream_seed"]
+# the kernel's FFI targets, by name: a jax.export program loaded in a fresh process
+# finds them once cdropout.jax is imported
+_ffi.register()
+
+#: The names of the kernel's XLA FFI targets (the xoshiro stream, alpha dropout). A
+#: program that calls them is exported with
+#: ``disabled_checks=[jax.export.DisabledSafetyCheck.custom_call(name) for name in
+#: cdropout.jax.FFI_TARGETS]`` (JAX refuses custom calls it cannot promise to keep),
+#: and runs wherever cdropout.jax is imported.
+FFI_TARGETS = _ffi.TARGETS
+
+__all__ = ["FFI_TARGETS", "alpha_dropout", "dropout", "stream_seed"]

@@ -23,15 +23,14 @@ import numpy as np
 
 from cdropout import _kernel
 
-_targets: set[str] = set()  # the names registered with XLA in this process
+TARGETS = tuple(sorted(_kernel.xla_ffi_handlers()))
 
 
-def _registered():
-    """Registers the handlers with XLA the first time a call needs them."""
+def register():
+    """Register the handlers with XLA (at the import of cdropout.jax: a program
+    serialised by jax.export and loaded in another process calls them by name)."""
     for name, capsule in _kernel.xla_ffi_handlers().items():
-        if name not in _targets:
-            jax.ffi.register_ffi_target(name, capsule, platform="cpu")
-            _targets.add(name)
+        jax.ffi.register_ffi_target(name, capsule, platform="cpu")
 
 
 def _seed_words(seed):
@@ -57,7 +56,6 @@ def dropout(x, seed, offset, threshold, scale, stream="xoshiro"):
     """Training-mode dropout of x by the kernel (threshold below 2**32, scale rounded
     to x's arithmetic); seed an int or (high, low) uint32 arrays. Under vmap each slice
     is its own call: the slices of a batch of seeds draw their own masks."""
-    _registered()
     call = jax.ffi.ffi_call(
         "cdropout_dropout",
         jax.ShapeDtypeStruct(x.shape, x.dtype),
@@ -70,7 +68,6 @@ def dropout(x, seed, offset, threshold, scale, stream="xoshiro"):
 def keep(seed, offset, count, threshold, stream="xoshiro"):
     """The keep mask (bool, count elements) of stream elements [offset, offset +
     count)."""
-    _registered()
     call = jax.ffi.ffi_call(
         "cdropout_keep", jax.ShapeDtypeStruct((count,), jnp.bool_),
         vmap_method="sequential",
@@ -80,7 +77,6 @@ def keep(seed, offset, count, threshold, stream="xoshiro"):
 
 def affine(x, keep, a, b, c):
     """keep ? x * a + b : c, each operation rounded; keep a bool array of x's shape."""
-    _registered()
     call = jax.ffi.ffi_call(
         "cdropout_affine", jax.ShapeDtypeStruct(x.shape, x.dtype),
         vmap_method="sequential",
