@@ -47,7 +47,7 @@ def measure(dtype, n, out_of_place, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7, 1e8])
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)

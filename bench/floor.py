@@ -54,7 +54,7 @@ def measure(dtype, n, threads, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e7, 1e8])
     parser.add_argument("--repeats", type=int, default=15)

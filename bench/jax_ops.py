@@ -51,7 +51,7 @@ def contenders(x):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python bench/jax_ops.py", description=__doc__.splitlines()[0]
+        prog="python bench/jax_ops.py", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="1e4 and 1e5 only")
     parser.add_argument("--sizes", type=float, nargs="+")

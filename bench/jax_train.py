@@ -74,7 +74,7 @@ def stepper(dropout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python bench/jax_train.py", description=__doc__.splitlines()[0]
+        prog="python bench/jax_train.py", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="3 rounds of 2 steps")
     parser.add_argument("--steps", type=int, default=30)

@@ -38,7 +38,7 @@ def contenders(x, p, in_place, compiled):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1e3 and 1e5 only")
     parser.add_argument("--sizes", type=float, nargs="+")
     parser.add_argument("--threads", type=int, nargs="+")

@@ -153,7 +153,7 @@ def time_steps(runs, steps, rounds=5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="eager only, 5 steps")
     parser.add_argument("--eager", action="store_true", help="eager only")
     parser.add_argument("--steps", type=int, default=20)

@@ -7,6 +7,7 @@ cdropout.reference so that both accept and refuse exactly the same calls.
 import math
 import numbers
 import os
+import reprlib
 
 import numpy as np
 
@@ -30,12 +31,19 @@ def probability(p, name="p"):
         p = p[()]
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise TypeError(
-            f"{name} must be a real number in [0, 1], got {type(p).__name__}"
+            f"{name} must be a real number in [0, 1], got {shown(p)}"
         )
     # compared in p's own type: a long double or a Fraction just above 1 rounds to 1.0
     if not (0 <= p <= 1):  # also refuses NaN
-        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {p!r}")
+        hint = (f": a probability, not a percent ({name}={float(p) / 100:g} drops "
+                f"{float(p):g}%)" if 1 < p <= 100 else "")  # fmt: skip
+        raise ValueError(f"{name} must satisfy 0 <= {name} <= 1, got {p!r}{hint}")
     return float(p)
+
+
+def shown(value):
+    """A refused value for a message: its type and (shortened) repr."""
+    return f"{type(value).__name__} {reprlib.repr(value)}"
 
 
 def mode(value):
@@ -74,18 +82,22 @@ def float_array(x, name="x"):
             f"{type(x).__name__}: use cdropout.dask.dropout, which gives the bytes of "
             "one NumPy call chunk by chunk (or compute it first)"
         )
-    if type(x) is not np.ndarray:
+    given = type(x)
+    if given is not np.ndarray:
         try:
             x = np.asarray(x)
         except (TypeError, ValueError) as error:  # ragged lists, odd objects
             raise TypeError(
                 f"{name} must be an array of float16, float32, float64 or bfloat16, "
-                f"got {type(x).__name__} that NumPy cannot convert ({error})"
+                f"got {given.__name__} that NumPy cannot convert ({error})"
             ) from None
     if not is_float(x.dtype):
+        # a list of ints is an int64 array to NumPy: say what was given
+        got = str(x.dtype) if given is np.ndarray else (
+            f"a {given.__name__} that NumPy reads as {x.dtype}"
+        )
         raise TypeError(
-            f"{name} must have dtype float16, float32, float64 or bfloat16, "
-            f"got {x.dtype}"
+            f"{name} must have dtype float16, float32, float64 or bfloat16, got {got}"
         )
     return x
 
@@ -233,7 +245,7 @@ def check_seed(seed):
     if isinstance(seed, (np.random.SeedSequence, *_DRAWN)):
         return
     if isinstance(seed, (bool, np.bool_)):
-        raise TypeError(f"seed must be {SEED_KINDS}, got bool")
+        raise TypeError(f"seed must be {SEED_KINDS}, got {shown(seed)}")
     if isinstance(seed, numbers.Integral):
         if not (0 <= seed < 2**64):
             raise ValueError(f"seed must satisfy 0 <= seed < 2**64, got {seed}")
@@ -241,7 +253,7 @@ def check_seed(seed):
     if isinstance(seed, (list, tuple, np.ndarray)):
         _entropy(seed)  # checks it
         return
-    raise TypeError(f"seed must be {SEED_KINDS}, got {type(seed).__name__}")
+    raise TypeError(f"seed must be {SEED_KINDS}, got {shown(seed)}")
 
 
 def _entropy(seed):
@@ -362,7 +374,7 @@ def noise_spec(value):
     return tuple(None if d is None else int(d) for d in value)
 
 
-def noise_shape(value, x_shape):
+def noise_shape(value, x_shape, name="x"):
     """The mask's shape: per axis 1 (one decision broadcast along it) or x's size.
 
     None entries (Keras) take x's size. None for the whole argument: x's shape.
@@ -372,7 +384,7 @@ def noise_shape(value, x_shape):
         return tuple(x_shape)
     if len(dims) != len(x_shape):
         raise ValueError(
-            f"noise_shape must have one entry per axis of x ({len(x_shape)}), "
+            f"noise_shape must have one entry per axis of {name} ({len(x_shape)}), "
             f"got {value!r}"
         )
     resolved = []
@@ -381,8 +393,8 @@ def noise_shape(value, x_shape):
             dim = size
         if dim not in (1, size):
             raise ValueError(
-                f"noise_shape must hold, per axis, 1 or the size of x on it "
-                f"(x has shape {tuple(x_shape)}), got {value!r}"
+                f"noise_shape must hold, per axis, 1 or the size of {name} on it "
+                f"({name} has shape {tuple(x_shape)}), got {value!r}"
             )
         resolved.append(int(dim))
     return tuple(resolved)

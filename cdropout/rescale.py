@@ -78,7 +78,7 @@ def rescale_weights(
         raise TypeError(f"axis must be an int, got {type(axis).__name__}")
     axis = np.lib.array_utils.normalize_axis_index(int(axis), weights.ndim, "axis")
     units = weights.shape[axis]
-    keep = 1.0 - _probabilities(p, units)
+    keep = 1.0 - _probabilities(p, units, axis)
     native = weights.dtype.newbyteorder("=")
     if from_mode == to_mode:
         return weights.astype(native)  # a copy, in native byte order as below
@@ -96,15 +96,16 @@ def rescale_weights(
     return (weights.astype(np.float64) * factor).astype(native)
 
 
-def _probabilities(p, units):
+def _probabilities(p, units, axis):
     """p as a float or a float64 vector of `units` probabilities, each checked."""
     if np.ndim(p) == 0:
         return np.float64(_params.probability(p))
     values = np.asarray(p)
     if values.ndim != 1 or values.shape[0] != units:
         raise ValueError(
-            f"p must be a scalar or hold one probability per input unit ({units}), "
-            f"got shape {values.shape}"
+            f"p must be a scalar or hold one probability per input unit, got shape "
+            f"{values.shape}: the weights have {units} input units on axis "
+            f"{axis} (is axis the axis of the units the dropout came before?)"
         )
     if values.dtype.kind not in "fiu":
         raise TypeError(f"p must hold real numbers, got dtype {values.dtype}")

@@ -24,7 +24,7 @@ import cdropout.dask
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python examples/dask_memmap.py", description=__doc__.splitlines()[0]
+        prog="python examples/dask_memmap.py", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="20,000 rows")
     parser.add_argument("--rows", type=int, default=200_000)

@@ -33,7 +33,7 @@ def deployable(params, mode):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python examples/numpy_mlp.py", description=__doc__.splitlines()[0]
+        prog="python examples/numpy_mlp.py", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="3 epochs")
     args = parser.parse_args(argv)

@@ -35,7 +35,7 @@ def data(n, generator):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python examples/torch_train.py", description=__doc__.splitlines()[0]
+        prog="python examples/torch_train.py", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="30 steps")
     parser.add_argument("--compile", action="store_true", help="torch.compile it")

@@ -1,6 +1,8 @@
 """cdropout.torch as a typed client uses it: checked by mypy --strict in CI (.ci/run),
 with PyTorch installed."""
 
+import argparse
+
 import torch
 
 import cdropout.torch as ct
@@ -28,4 +30,7 @@ def alpha(x: torch.Tensor) -> torch.Tensor:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(
+        prog="python examples/typed_torch_usage.py", description=__doc__
+    ).parse_args()
     print(regularised(torch.ones(8), 1), swapped_model(), alpha(torch.ones(2, 3)))

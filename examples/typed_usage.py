@@ -1,5 +1,7 @@
 """cdropout as a typed client uses it: checked by mypy --strict in CI (.ci/run)."""
 
+import argparse
+
 import numpy as np
 import numpy.typing as npt
 
@@ -25,4 +27,7 @@ def with_a_layer(x: npt.NDArray[np.float64]) -> float:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(
+        prog="python examples/typed_usage.py", description=__doc__
+    ).parse_args()
     print(regularised(np.ones(8, np.float32), 1), with_a_layer(np.ones((3, 4))))

@@ -76,6 +76,18 @@ def test_the_python_examples_of_each_docs_page_run(page):
         exec(compile(block, str(page), "exec"), namespace)
 
 
+def _bash_blocks(text):
+    return re.findall(r"```bash\n(.*?)```", text, re.S)
+
+
+def test_the_install_page_gives_the_readmes_commands():
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.index("## Install"), readme.index("## NumPy")
+    page = (ROOT / "docs" / "install.md").read_text()
+    assert _bash_blocks(page) == _bash_blocks(readme[start:end])
+    assert len(_bash_blocks(page)) >= 4  # the extras, PyTorch's CPU build, Quick start
+
+
 def test_the_readme_is_a_front_page():
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 400
@@ -94,3 +106,12 @@ def test_assert_same_bytes_tells_apart_what_array_equal_does_not():
                  (np.array([np.nan]), -np.array([np.nan]))):  # fmt: skip
         with pytest.raises(AssertionError):
             assert_same_bytes(a, b)
+
+
+def test_the_citation_dates_only_a_release():
+    text = (ROOT / "CITATION.cff").read_text()
+    version = re.search(r"^version: (\S+)", text, re.M).group(1)
+    import cdropout
+
+    assert version == cdropout.__version__
+    assert ("date-released" in text) == (".dev" not in version)

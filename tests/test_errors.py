@@ -252,3 +252,28 @@ def test_a_module_whose_extra_is_missing_names_the_extra(module, missing, extra)
                           cwd=os.path.dirname(__file__), timeout=120)  # fmt: skip
     assert done.returncode != 0
     assert f'pip install "cdropout[{extra}]"' in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        # the value, not only its type
+        (lambda: cdropout.dropout(np.ones(3), "0.5"), TypeError, "got str '0.5'"),
+        (lambda: cdropout.dropout(np.ones(3), 0.5, seed=1.0), TypeError,
+         "got float 1.0"),
+        # what was given, not what NumPy made of it
+        (lambda: cdropout.dropout([1, 2, 3], 0.5), TypeError,
+         "got a list that NumPy reads as int64"),
+        # a percent
+        (lambda: cdropout.dropout(np.ones(3), 50), ValueError,
+         r"a probability, not a percent \(p=0.5 drops 50%\)"),
+        # the axis, when p's length does not match the units on it
+        (lambda: cdropout.rescale_weights(np.ones((3, 4)), [0.5] * 3, axis=1,
+                                          from_mode="classic", to_mode="inverted"),
+         ValueError, "the weights have 4 input units on axis 1"),
+    ],
+    ids=["p-string", "seed-float", "list-of-ints", "percent", "rescale-axis"],
+)  # fmt: skip
+def test_a_refusal_says_what_was_given_and_what_was_meant(call, error, words):
+    with pytest.raises(error, match=words):
+        call()

@@ -59,7 +59,7 @@ def test_dtype_is_kept_and_rounded_once(dtype):
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        ({"p": [0.5, 0.5]}, ValueError, r"one probability per input unit \(3\)"),
+        ({"p": [0.5, 0.5]}, ValueError, r"got shape \(2,\): the weights have 3 input"),
         ({"p": 1.2}, ValueError, "p must satisfy"),
         ({"p": [0.1, np.nan, 0.2]}, ValueError, "every unit"),
         ({"axis": 2}, np.exceptions.AxisError, "axis"),

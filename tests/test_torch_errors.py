@@ -142,3 +142,10 @@ def test_channel_dropout_of_a_1d_input_is_refused_as_pytorch_refuses_it(call):
         module = ct.Dropout2d(0.5).eval()
         with pytest.warns(UserWarning, match="dropout2d"):
             assert module(x) is x
+
+
+def test_seed_and_noise_shape_errors_speak_pytorchs_names():
+    with pytest.raises(TypeError, match="got float 1.5; or pass generator=, a torch"):
+        ct.dropout(torch.ones(4), 0.5, seed=1.5)
+    with pytest.raises(ValueError, match=r"size of input on it \(input has shape"):
+        ct.dropout(torch.ones(4, 3), 0.5, noise_shape=(5, 1))

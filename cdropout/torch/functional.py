@@ -92,13 +92,13 @@ def noise_list(noise_shape, input):
     shape = tuple(input.shape)
     symbolic = [type(size) is not int for size in shape]
     if not any(symbolic):
-        return list(_params.noise_shape(noise_shape, shape))
+        return list(_params.noise_shape(noise_shape, shape, "input"))
     asked = list(_params.noise_spec(noise_shape)) + [None] * len(shape)
     stand_ins = [
         (1 if asked[axis] is None else asked[axis]) if symbolic[axis] else size
         for axis, size in enumerate(shape)
     ]
-    resolved = _params.noise_shape(noise_shape, stand_ins)
+    resolved = _params.noise_shape(noise_shape, stand_ins, "input")
     return [
         -1 if symbolic[axis] and asked[axis] is None else dim
         for axis, dim in enumerate(resolved)
@@ -146,8 +146,13 @@ def check_seed(seed, generator):
         )
     if hasattr(seed, "draw"):  # a module's key source
         seed.check()
-    else:
+        return
+    try:
         _params.check_seed(seed)
+    except TypeError as error:  # PyTorch's own way of seeding, named too
+        raise TypeError(
+            f"{error}; or pass generator=, a torch.Generator, for keys drawn from it"
+        ) from None
 
 
 def draw_key(seed, generator, eager):
