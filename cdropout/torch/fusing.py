@@ -73,7 +73,8 @@ class FusingSequential(torch.nn.Sequential):
         """The index pairs of children that the next call runs as one operation
         (pairs taken from the left: in ReLU, Dropout, ReLU the first two)."""
         children = list(self._modules.values())
-        pairs, i = [], 0
+        pairs: list[tuple[int, int]] = []
+        i = 0
         if _state.global_module_hooks():
             return pairs
         while i + 1 < len(children):
