@@ -39,6 +39,17 @@ def dropout_into(
     act: int = 0,
     slope: float = 0.0,
 ) -> None: ...
+def dropout_rows(
+    tile: npt.NDArray[np.floating],
+    seed: int,
+    first: int,
+    row_step: int,
+    rows_per_group: int,
+    group_step: int,
+    threshold: int,
+    scale: float,
+    n_threads: int,
+) -> None: ...
 def mask_into(
     dst: npt.NDArray[np.bool_],
     seed: int,

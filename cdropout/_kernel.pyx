@@ -456,6 +456,53 @@ cdef int _dropout_raw(const void *src, void *dst, Py_ssize_t n, int kind,  # OUT
                             threshold, scale, n_threads, stream, act, slope)
 
 
+def dropout_rows(cnp.ndarray tile, uint64_t seed, uint64_t first, uint64_t row_step,
+                 Py_ssize_t rows_per_group, uint64_t group_step, uint32_t threshold,
+                 double scale, int n_threads):
+    """Counter-stream dropout, in place, of the rows of a tile of an attention's
+    probabilities: `tile` is (groups * rows_per_group, cols); row r holds stream elements
+    from first + (r // rows_per_group) * group_step + (r % rows_per_group) * row_step,
+    cols of them. For the tile of queries i0.. and keys j0.. of every (batch, head) g of
+    probabilities (B, H, L, S): first = i0 * S + j0, row_step = S, group_step = L * S,
+    the stream index of (g, i, j) being (g * L + i) * S + j (docs/stream.md).
+
+    Trusts its caller: tile is a native, aligned, C-contiguous, non-empty float32 or
+    float64 array; scale is rounded to its dtype; n_threads >= 1. Rows are split among
+    threads; each row's bytes are a function of its indices alone.
+    """
+    if cnp.PyArray_TYPE(tile) == cnp.NPY_FLOAT32:
+        _dropout_rows[float](<float *>cnp.PyArray_DATA(tile), tile.shape[0],
+                             tile.shape[1], seed, first, row_step, rows_per_group,
+                             group_step, threshold, scale, n_threads)
+    else:
+        _dropout_rows[double](<double *>cnp.PyArray_DATA(tile), tile.shape[0],
+                              tile.shape[1], seed, first, row_step, rows_per_group,
+                              group_step, threshold, scale, n_threads)
+
+
+cdef void _dropout_rows(floating *data, Py_ssize_t rows, Py_ssize_t cols,  # OUT: data
+                        uint64_t seed, uint64_t first, uint64_t row_step,
+                        Py_ssize_t rows_per_group, uint64_t group_step,
+                        uint32_t threshold, double scale, int n_threads) noexcept:
+    cdef Py_ssize_t r
+    cdef _Job job
+    _setup_job(&job, seed, threshold, scale, CDR_STREAM_COUNTER, 0, 0.0, True,
+               cols * <Py_ssize_t>sizeof(floating))
+    if n_threads > rows:
+        n_threads = <int>rows
+    with nogil:
+        if n_threads > 1 and rows * cols >= PARALLEL_MIN:
+            for r in prange(rows, schedule="static", num_threads=n_threads):
+                _run_blocks(data + r * cols, data + r * cols, cols,
+                            first + <uint64_t>(r // rows_per_group) * group_step
+                            + <uint64_t>(r % rows_per_group) * row_step, 1, &job)
+        else:
+            for r in range(rows):
+                _run_blocks(data + r * cols, data + r * cols, cols,
+                            first + <uint64_t>(r // rows_per_group) * group_step
+                            + <uint64_t>(r % rows_per_group) * row_step, 1, &job)
+
+
 cdef inline void _broadcast_row(const floating *src, floating *dst,  # OUT: dst
                                 const uint8_t *keep, Py_ssize_t r, Py_ssize_t inner,
                                 bint inner_broadcast, const Py_ssize_t *sizes,

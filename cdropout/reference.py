@@ -324,6 +324,40 @@ def gaussian_dropout(x, p=0.5, *, seed=None, training=True, out=None, offset=0,
     return _written(flat, call)
 
 
+def attention(query, key, value, p=0.0, *, seed, attn_mask=None, is_causal=False,
+              scale=None):  # fmt: skip
+    """Scaled dot-product attention with inverted dropout of its probabilities by the
+    counter stream, written out in float64 (docs/stream.md, "Attention"): scores,
+    softmax, the mask of probability (g, i, j) being stream element (g * L + i) * S + j
+    of `seed`, then @ value. cdropout.torch.scaled_dot_product_attention computes the
+    same in tiles, never storing the mask.
+
+    query (..., L, E), key (..., S, E), value (..., S, Ev), with the same leading
+    dimensions; attn_mask bool (True takes part) or float (added), broadcast to
+    (..., L, S); is_causal: query i sees keys j <= i. A query that sees no key gives 0.
+    """
+    q, k, v = (np.asarray(a, np.float64) for a in (query, key, value))
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = q @ np.swapaxes(k, -1, -2) * scale
+    length, size = scores.shape[-2:]
+    if is_causal:
+        scores = np.where(np.tri(length, size, dtype=bool), scores, -np.inf)
+    if attn_mask is not None:
+        mask = np.asarray(attn_mask)
+        scores = np.where(mask, scores, -np.inf) if mask.dtype == bool else (
+            scores + mask
+        )
+    top = scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
+    total = weights.sum(axis=-1, keepdims=True)
+    probs = weights / np.where(total == 0, 1.0, total)
+    if p > 0.0:
+        keep = _keep(seed, p, 0, probs.size, "counter").reshape(probs.shape)
+        probs = np.where(keep, probs * _params.training_scale(p, "inverted",
+                                                              np.float64), 0.0)
+    return probs @ v
+
+
 def dropout_mask(shape, p=0.5, *, seed=None, offset=0, n_threads=None,
                  stream="xoshiro"):  # fmt: skip
     """Pure NumPy twin of cdropout.dropout_mask: the same arguments and the same bytes.

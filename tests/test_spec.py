@@ -80,3 +80,31 @@ def test_the_derived_values_hold():
                        atol=5e-8, rtol=0)  # fmt: skip
     factors = cdropout.gaussian_dropout(np.ones(4), 0.5, seed=3)  # sigma = 1
     assert np.array_equal(factors, 1.0 + reference.standard_normal(3, 0, 4))
+
+
+def test_the_attention_known_answers_hold_for_the_reference_and_the_attention():
+    rows = _table_rows("| seed | (G, L, S) |")
+    assert len(rows) >= 6
+    threshold = _params.threshold(0.5)
+    small = []  # rows whose attention is computed whole, with PyTorch
+    for seed, shape, place, element, expected, kept in rows:
+        (groups, length, size), (g, i, j) = eval(shape), eval(place)  # noqa: S307
+        index = (g * length + i) * size + j
+        assert index == int(element)
+        assert word(int(seed), index, "counter") == int(expected)
+        assert (int(expected) >= threshold) == (kept == "kept")
+        assert bool(reference._keep(int(seed), 0.5, index, 1, "counter")[0]) == (
+            kept == "kept"
+        )
+        if groups * length * size <= 10**7:  # (4.9e9 probabilities: too long here)
+            small.append((int(seed), groups, length, size, g, i, j, kept == "kept"))
+    torch = pytest.importorskip("torch")
+    from cdropout.torch import scaled_dot_product_attention
+
+    for seed, groups, length, size, g, i, j, kept in small:
+        q = torch.zeros(groups, length, 1, dtype=torch.float64)
+        k = torch.zeros(groups, size, 1, dtype=torch.float64)
+        v = torch.zeros(groups, size, 1, dtype=torch.float64)
+        v[:, j, 0] = 1.0  # the output is the dropped probability of key j
+        out = scaled_dot_product_attention(q, k, v, dropout_p=0.5, seed=seed)
+        assert bool(out[g, i, 0] != 0) == kept

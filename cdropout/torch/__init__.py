@@ -9,6 +9,7 @@ from cdropout import _extras
 
 _extras.require("torch", "PyTorch and ml_dtypes", "torch", "ml_dtypes")
 
+from cdropout.torch.attention import scaled_dot_product_attention  # noqa: E402
 from cdropout.torch.convert import convert_mode, swap_dropout  # noqa: E402
 from cdropout.torch.functional import (  # noqa: E402
     alpha_dropout,
@@ -45,5 +46,6 @@ __all__ = [
     "feature_alpha_dropout",
     "leaky_relu_dropout",
     "relu_dropout",
+    "scaled_dot_product_attention",
     "swap_dropout",
 ]
