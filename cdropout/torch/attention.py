@@ -25,11 +25,12 @@ import torch
 from cdropout import _kernel, _params
 from cdropout.torch import _ops, _state, _traced, functional
 
-# Tile sizes: queries x keys per step. Large enough that each step's PyTorch calls (a
-# few microseconds each) are small against its products, small enough that a tile of
-# every (batch, head) stays a few MB.
+# Tile sizes: queries x keys per step. 128 x 128 was the fastest of 64-256 x 128-512
+# (bench/attention.py, AMD EPYC Zen 4, one thread, D = 64): larger key tiles compute
+# more past the diagonal under is_causal and ran no faster without it; smaller ones
+# pay PyTorch's per-call cost more often. A tile of every (batch, head) stays a few MB.
 QUERY_TILE = 128
-KEY_TILE = 256
+KEY_TILE = 128
 
 
 def scaled_dot_product_attention(
@@ -168,16 +169,40 @@ def _mask_tile(attn_mask, lead, length, size, rows, cols, dtype):
     return tile.to(dtype)
 
 
-def _scores(q, k, factor, causal, additive, i0, j0):
-    """Scaled scores of a tile, with the causal and the user's mask applied."""
-    scores = torch.bmm(q, k.transpose(1, 2)).mul_(factor)
+def _scores(q, k, above, additive, shift=None):
+    """Scores of a tile (q already scaled), minus `shift` (a logsumexp per row, inside
+    the product), with the user's mask and the causal mask (`above`: the tile's keys
+    past its queries, or None) applied."""
+    if shift is None:
+        scores = torch.bmm(q, k.transpose(1, 2))
+    else:
+        scores = torch.baddbmm(shift.neg(), q, k.transpose(1, 2))
     if additive is not None:
         scores.add_(additive)
-    if causal and j0 + k.shape[1] - 1 > i0:  # the tile reaches above the diagonal
-        rows = torch.arange(i0, i0 + q.shape[1]).unsqueeze(1)
-        cols = torch.arange(j0, j0 + k.shape[1]).unsqueeze(0)
-        scores.masked_fill_(cols > rows, -math.inf)
+    if above is not None:
+        scores.masked_fill_(above, -math.inf)
     return scores
+
+
+def _tiles(length, size, causal):
+    """(i0, i1, [(j0, j1, above), ...]) for each query tile: the key tiles it sees
+    (under is_causal, none wholly past its last query) and, for a tile that reaches past
+    the diagonal, its causal mask (made once per shape and distance)."""
+    masks = {}
+    for i0 in range(0, length, QUERY_TILE):
+        i1 = min(i0 + QUERY_TILE, length)
+        keys = []
+        for j0 in range(0, min(size, i1) if causal else size, KEY_TILE):
+            j1 = min(j0 + KEY_TILE, size)
+            above = None
+            if causal and j1 - 1 > i0:
+                shape = (i1 - i0, j1 - j0, j0 - i0)
+                if shape not in masks:
+                    rows = torch.arange(i0, i1).unsqueeze(1)
+                    masks[shape] = torch.arange(j0, j1).unsqueeze(0) > rows
+                above = masks[shape]
+            keys.append((j0, j1, above))
+        yield i0, i1, keys
 
 
 def _drop(tile, stream_key, p, i0, j0, length, size):
@@ -194,45 +219,56 @@ def _drop(tile, stream_key, p, i0, j0, length, size):
     )  # fmt: skip
 
 
+def _split(tensor, tile):
+    """{start: the contiguous rows start .. start + tile} of (groups, length, features):
+    a product reading a strided slice of keys ran at two thirds of the speed."""
+    return {start: tensor[:, start:start + tile].contiguous()
+            for start in range(0, tensor.shape[1], tile)}  # fmt: skip
+
+
+def _flat(tensor, dtype):
+    """(groups, length, features) in the compute dtype."""
+    return tensor.reshape(-1, tensor.shape[-2], tensor.shape[-1]).to(dtype)
+
+
 class _Blocked(torch.autograd.Function):
     """The blocked attention: forward saves (q, k, v, output, logsumexp); backward
-    recomputes each tile's probabilities and regenerates its mask."""
+    recomputes each tile's probabilities and regenerates its mask. Each product
+    accumulates into a contiguous tensor of its tile (a product into a strided slice
+    runs one small product per (batch, head))."""
 
     @staticmethod
     def forward(ctx, query, key, value, attn_mask, p, causal, factor, stream_key):
         dtype = _compute_dtype(query.dtype)
         lead, length, size = query.shape[:-2], query.shape[-2], key.shape[-2]
-        q = query.reshape(-1, length, query.shape[-1]).to(dtype)
-        k = key.reshape(-1, size, key.shape[-1]).to(dtype)
-        v = value.reshape(-1, size, value.shape[-1]).to(dtype)
-        out = torch.zeros(q.shape[0], length, v.shape[-1], dtype=dtype)
-        lse = torch.empty(q.shape[0], length, dtype=dtype)
-        for i0 in range(0, length, QUERY_TILE):
-            i1 = min(i0 + QUERY_TILE, length)
-            qi = q[:, i0:i1]
-            top = torch.full((q.shape[0], i1 - i0), -math.inf, dtype=dtype)
-            total = torch.zeros(q.shape[0], i1 - i0, dtype=dtype)
-            acc = out[:, i0:i1]
-            for j0 in range(0, min(size, i1) if causal else size, KEY_TILE):
-                j1 = min(j0 + KEY_TILE, size)
+        q, k, v = _flat(query, dtype) * factor, _flat(key, dtype), _flat(value, dtype)
+        groups = q.shape[0]
+        outputs, logsumexps = [], []
+        k_tiles, v_tiles = _split(k, KEY_TILE), _split(v, KEY_TILE)
+        for i0, i1, keys in _tiles(length, size, causal):
+            qi = q[:, i0:i1].contiguous()
+            top = torch.full((groups, i1 - i0), -math.inf, dtype=dtype)
+            total = torch.zeros(groups, i1 - i0, dtype=dtype)
+            acc = torch.zeros(groups, i1 - i0, v.shape[-1], dtype=dtype)
+            for j0, j1, above in keys:
                 additive = _mask_tile(attn_mask, lead, length, size, slice(i0, i1),
                                       slice(j0, j1), dtype)  # fmt: skip
-                scores = _scores(qi, k[:, j0:j1], factor, causal, additive, i0, j0)
+                scores = _scores(qi, k_tiles[j0], above, additive)
                 new_top = torch.maximum(top, scores.amax(-1))
                 base = torch.where(new_top == -math.inf, 0.0, new_top)  # all masked
                 probs = scores.sub_(base.unsqueeze(-1)).exp_()
                 rescale = torch.exp(top - base)
                 total.mul_(rescale).add_(probs.sum(-1))
                 _drop(probs, stream_key, p, i0, j0, length, size)
-                acc.mul_(rescale.unsqueeze(-1)).baddbmm_(probs, v[:, j0:j1])
+                acc.mul_(rescale.unsqueeze(-1)).baddbmm_(probs, v_tiles[j0])
                 top = new_top
             # a row with no key to see gives 0, as PyTorch's
-            acc.div_(torch.where(total == 0, 1.0, total).unsqueeze(-1))
-            lse[:, i0:i1] = torch.where(total == 0, math.inf, top + torch.log(total))
-        result = out.to(query.dtype).reshape(*lead, length, value.shape[-1])
+            outputs.append(acc.div_(torch.where(total == 0, 1.0, total).unsqueeze(-1)))
+            logsumexps.append(torch.where(total == 0, math.inf, top + torch.log(total)))
+        out, lse = torch.cat(outputs, 1), torch.cat(logsumexps, 1)
         ctx.save_for_backward(query, key, value, attn_mask, out, lse)
         ctx.arguments = (p, causal, factor, stream_key)
-        return result
+        return out.to(query.dtype).reshape(*lead, length, value.shape[-1])
 
     @staticmethod
     def backward(ctx, grad):
@@ -240,35 +276,39 @@ class _Blocked(torch.autograd.Function):
         p, causal, factor, stream_key = ctx.arguments
         dtype = out.dtype
         lead, length, size = query.shape[:-2], query.shape[-2], key.shape[-2]
-        q = query.reshape(-1, length, query.shape[-1]).to(dtype)
-        k = key.reshape(-1, size, key.shape[-1]).to(dtype)
-        v = value.reshape(-1, size, value.shape[-1]).to(dtype)
-        d_out = grad.reshape(-1, length, grad.shape[-1]).to(dtype)
+        q, k, v = _flat(query, dtype) * factor, _flat(key, dtype), _flat(value, dtype)
+        d_out = _flat(grad, dtype)
         delta = (d_out * out).sum(-1)  # rowsum(dO * O): rowsum(P * dP) with dropout too
-        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        for i0 in range(0, length, QUERY_TILE):
-            i1 = min(i0 + QUERY_TILE, length)
-            qi, doi = q[:, i0:i1], d_out[:, i0:i1]
+        dk = {j0: torch.zeros_like(k[:, j0:j0 + KEY_TILE])
+              for j0 in range(0, size, KEY_TILE)}  # fmt: skip
+        dv = {j0: torch.zeros_like(v[:, j0:j0 + KEY_TILE])
+              for j0 in range(0, size, KEY_TILE)}  # fmt: skip
+        dq, k_tiles, v_tiles = [], _split(k, KEY_TILE), _split(v, KEY_TILE)
+        for i0, i1, keys in _tiles(length, size, causal):
+            qi, doi = q[:, i0:i1].contiguous(), d_out[:, i0:i1].contiguous()
             lse_i, delta_i = lse[:, i0:i1].unsqueeze(-1), delta[:, i0:i1].unsqueeze(-1)
-            for j0 in range(0, min(size, i1) if causal else size, KEY_TILE):
-                j1 = min(j0 + KEY_TILE, size)
-                kj, vj = k[:, j0:j1], v[:, j0:j1]
+            dqi = torch.zeros_like(qi)
+            for j0, j1, above in keys:
+                kj, vj = k_tiles[j0], v_tiles[j0]
                 additive = _mask_tile(attn_mask, lead, length, size, slice(i0, i1),
                                       slice(j0, j1), dtype)  # fmt: skip
-                probs = _scores(qi, kj, factor, causal, additive, i0, j0)
-                probs.sub_(lse_i).exp_()
+                probs = _scores(qi, kj, above, additive, lse_i).exp_()
                 dropped = probs.clone()
                 _drop(dropped, stream_key, p, i0, j0, length, size)
-                dv[:, j0:j1].baddbmm_(dropped.transpose(1, 2), doi)
-                d_probs = torch.bmm(doi, vj.transpose(1, 2))
-                _drop(d_probs, stream_key, p, i0, j0, length, size)
-                d_scores = probs.mul_(d_probs.sub_(delta_i)).mul_(factor)
-                dq[:, i0:i1].baddbmm_(d_scores, kj)
-                dk[:, j0:j1].baddbmm_(d_scores.transpose(1, 2), qi)
+                dv[j0].baddbmm_(dropped.transpose(1, 2), doi)
+                # dS = P * (dP - delta), dP the mask on dO V^T: P * dP is the dropped
+                # probabilities times dO V^T, so the mask is applied once
+                d_dropped = torch.bmm(doi, vj.transpose(1, 2))
+                d_scores = torch.addcmul(probs.mul_(delta_i.neg()), dropped, d_dropped)
+                dqi.baddbmm_(d_scores, kj)
+                dk[j0].baddbmm_(d_scores.transpose(1, 2), qi)  # (q is scaled)
+            dq.append(dqi.mul_(factor))
         grads = [
-            part.to(tensor.dtype).reshape(tensor.shape)
-            for part, tensor in ((dq, query), (dk, key), (dv, value))
-        ]
+            torch.cat(parts, 1).to(tensor.dtype).reshape(tensor.shape)
+            for parts, tensor in (
+                (dq, query), (list(dk.values()), key), (list(dv.values()), value),
+            )
+        ]  # fmt: skip
         return (*grads, None, None, None, None, None)
 
 
