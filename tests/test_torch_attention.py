@@ -16,6 +16,7 @@ pytest.importorskip("ml_dtypes")
 
 import torch.nn.functional as F  # noqa: E402
 
+import cdropout.torch as ct  # noqa: E402
 from cdropout import _params, reference  # noqa: E402
 from cdropout.torch import attention  # noqa: E402
 from cdropout.torch.attention import scaled_dot_product_attention as sdpa  # noqa: E402
@@ -246,3 +247,54 @@ def test_the_stream_index_is_the_flat_index_of_the_probabilities():
     expected = reference.dropout(flat, 0.5, seed=7, stream="counter") != 0
     assert np.array_equal(kept.reshape(-1).numpy(), expected)
     assert _params.threshold(0.5) == 2**31
+
+
+def _encoder_layers():
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.2, batch_first=True)
+    plain = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.2, batch_first=True)
+    plain.load_state_dict(layer.state_dict())
+    return ct.swap_dropout(layer), plain
+
+
+def test_swap_dropout_reaches_multihead_attention_with_the_same_state_and_eval():
+    layer, plain = _encoder_layers()
+    assert type(layer.self_attn) is attention.MultiheadAttention
+    assert isinstance(layer.self_attn, torch.nn.MultiheadAttention)
+    assert list(layer.state_dict()) == list(plain.state_dict())
+    x = torch.randn(3, 7, 32)
+    layer.eval(), plain.eval()
+    assert torch.equal(layer(x), plain(x))
+    decoder = ct.swap_dropout(torch.nn.TransformerDecoderLayer(32, 4, 64))
+    assert type(decoder.self_attn) is type(decoder.multihead_attn) is (
+        attention.MultiheadAttention
+    )
+
+
+def test_multihead_attention_drops_its_weights_by_the_stream_in_both_paths():
+    torch.manual_seed(0)
+    mha = ct.swap_dropout(torch.nn.MultiheadAttention(16, 4, dropout=0.5,
+                                                      batch_first=True))  # fmt: skip
+    x = torch.randn(2, 6, 16)
+    torch.manual_seed(5)
+    out, weights = mha(x, x, x, average_attn_weights=False)
+    # the weights (softmax, all positive) kept where the stream keeps them, with the
+    # key PyTorch's generator gives after manual_seed(5)
+    torch.manual_seed(5)
+    expected = ct.dropout(torch.ones(2 * 4, 6, 6), 0.5) != 0
+    assert torch.equal(weights.reshape(8, 6, 6) != 0, expected)
+    # without weights, PyTorch's path is scaled_dot_product_attention: the same mask
+    torch.manual_seed(5)
+    fused, _ = mha(x, x, x, need_weights=False)
+    torch.testing.assert_close(fused, out)
+
+
+def test_a_swapped_encoder_layer_trains_eagerly_and_compiled():
+    layer, _ = _encoder_layers()
+    x = torch.randn(3, 7, 32)
+    for step in (layer, torch.compile(layer)):
+        out = step(x)
+        out.sum().backward()
+        assert torch.isfinite(out).all()
+        assert all(p.grad is not None for p in layer.parameters())
+        layer.zero_grad()

@@ -7,7 +7,7 @@ from typing import TypeVar
 import torch
 
 from cdropout import _params
-from cdropout.torch import fusing, modules
+from cdropout.torch import attention, fusing, modules
 
 # torch.nn's dropout modules and their cdropout drop-ins (exact types: a subclass of
 # torch.nn.Dropout may do something else, and cdropout's own are subclasses)
@@ -40,6 +40,10 @@ def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Mo
     which decides at each call: every child stays what it is (``model[1]`` is still the
     ReLU, a slice still ends with it), and a pair with a hook is run apart, so that the
     hook sees what it sees in torch.nn's model.
+
+    Each nn.MultiheadAttention (nn.TransformerEncoderLayer's and DecoderLayer's too)
+    becomes a cdropout.torch.attention.MultiheadAttention, in place: the same module
+    and parameters, its attention dropout by cdropout's scaled_dot_product_attention.
 
     Every place of a module registered at several places is replaced (one drop-in for
     all of its places, as the module was one). Every dropout is checked first: a p
@@ -86,6 +90,9 @@ def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Mo
             swapped[id(child)] = _swapped(path, child, stream)
     for parent, name, _, child in places:
         parent._modules[name] = swapped[id(child)]
+    for module in model.modules():  # attention dropout: the class, in place
+        if type(module) is torch.nn.MultiheadAttention:
+            module.__class__ = attention.MultiheadAttention
     if fuse:
         fusing.fuse(model)
     return model
