@@ -21,6 +21,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import linen, nnx  # noqa: E402
+from flax.nnx.nn import attention as _flax_attention  # noqa: E402
+from flax.nnx.nn import dtypes as _flax_dtypes  # noqa: E402
 
 from cdropout import _params  # noqa: E402
 from cdropout.jax import functional  # noqa: E402
@@ -202,10 +204,44 @@ class LinenDropout(linen.Dropout):
         return _apply(inputs, rate, deterministic, rng, self.mode, self.stream, noise)
 
 
+def dot_product_attention(
+    query, key, value, bias=None, mask=None, broadcast_dropout=True, dropout_rng=None,
+    dropout_rate=0.0, deterministic=False, dtype=None, precision=None, module=None,
+    promote_dtype=_flax_dtypes.promote_dtype, is_causal=False, *, seed=None,
+):  # fmt: skip
+    """flax.nnx.dot_product_attention (flax's arguments, shapes [batch..., length,
+    heads, features]) with the dropout of its attention weights by cdropout's counter
+    stream: usable as ``nnx.MultiHeadAttention(attention_fn=...)``, and what
+    swap_dropout gives an nnx model's MultiHeadAttention.
+
+    The weights are flax's (dot_product_attention_weights: scale, bias, mask,
+    is_causal, softmax, sowing to `module`); weight (batch..., h, i, j) is kept where
+    the counter stream's element (g * L + i) * S + j of the key is, g the flat index of
+    (batch..., h): the rule of cdropout.torch.scaled_dot_product_attention, so an int
+    `seed` gives its mask (docs/stream.md, "Attention"). With broadcast_dropout (flax's
+    default) one mask serves every batch element: the rule with batch 0.
+    """
+    query, key, value = promote_dtype((query, key, value), dtype=dtype)
+    weights = _flax_attention.dot_product_attention_weights(
+        query, key, bias, mask, broadcast_dropout, None, 0.0, True, dtype, precision,
+        module, promote_dtype, is_causal,
+    )  # fmt: skip
+    rate = functional.probability(dropout_rate, "dropout_rate")
+    if not deterministic and rate > 0.0:
+        batch = weights.ndim - 3
+        noise = (1,) * batch + (None,) * 3 if broadcast_dropout else None
+        key = None if seed is not None else dropout_rng
+        weights = functional.dropout(weights, rate, key=key, seed=seed,
+                                     noise_shape=noise)  # fmt: skip
+    return jnp.einsum("...hqk,...khd->...qhd", weights, value, precision=precision)
+
+
 def swap_dropout(model: nnx.Module, stream: str = "counter") -> nnx.Module:
     """Replace, in place, every flax.nnx.Dropout of an nnx model by cdropout.flax's,
     with the same rate, broadcast_dims, deterministic flag, rng collection and rng
-    stream (the same keys), and the given stream; return the model.
+    stream (the same keys), and the given stream; return the model. Each
+    nnx.MultiHeadAttention with flax's attention function gets cdropout.flax's
+    dot_product_attention, which drops its weights by the counter stream.
 
     Examples
     --------
@@ -241,6 +277,13 @@ def swap_dropout(model: nnx.Module, stream: str = "counter") -> nnx.Module:
         new.rngs = child.rngs  # the same stream of keys, not a fork of it
         replacements[key] = new
     _rebuilt(model, lambda path, child: replacements[id(child)])
+    # attention dropout: flax's attention function in each MultiHeadAttention (one
+    # given by the user is left alone)
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.MultiHeadAttention) and (
+            node.attention_fn is nnx.dot_product_attention
+        ):
+            node.attention_fn = dot_product_attention
     return model
 
 

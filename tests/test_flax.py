@@ -207,3 +207,64 @@ def test_a_concrete_scalar_array_is_taken_as_the_rate():
     assert cf.LinenDropout(jnp.float32(0.25), deterministic=True).apply(
         {}, jnp.ones(3)
     ).shape == (3,)
+
+
+def _heads_last(array):
+    """[batch, heads, length, features] as flax's [batch, length, heads, features]."""
+    return np.swapaxes(array, 1, 2)
+
+
+def _attention_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal(shape).astype(np.float32)
+               for shape in [(2, 3, 5, 4), (2, 3, 7, 4), (2, 3, 7, 4)])  # fmt: skip
+    return q, k, v  # [batch, heads, length, features], the reference's layout
+
+
+def test_dot_product_attention_drops_the_weights_by_the_reference_rule():
+    from cdropout import reference
+
+    q, k, v = _attention_inputs()
+    got = cf.dot_product_attention(*map(_heads_last, (q, k, v)), dropout_rate=0.5,
+                                   broadcast_dropout=False, seed=9)  # fmt: skip
+    expected = reference.attention(q, k, v, 0.5, seed=9)
+    np.testing.assert_allclose(np.asarray(got), _heads_last(expected), rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+    # broadcast_dropout (flax's default): batch element b has batch 0's mask
+    shared = cf.dot_product_attention(*map(_heads_last, (q, k, v)), dropout_rate=0.5,
+                                      seed=9)  # fmt: skip
+    for b in range(2):
+        alone = reference.attention(q[b:b + 1], k[b:b + 1], v[b:b + 1], 0.5, seed=9)
+        np.testing.assert_allclose(np.asarray(shared[b]), _heads_last(alone)[0],
+                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+    # deterministic, or rate 0: flax's own
+    flax_own = nnx.dot_product_attention(*map(_heads_last, (q, k, v)))
+    for options in ({"deterministic": True, "dropout_rate": 0.5, "seed": 1}, {}):
+        np.testing.assert_allclose(
+            np.asarray(cf.dot_product_attention(*map(_heads_last, (q, k, v)),
+                                                **options)),
+            np.asarray(flax_own), rtol=1e-6, atol=1e-7,
+        )  # fmt: skip
+
+
+def test_swap_dropout_reaches_multi_head_attention():
+    def block():
+        return nnx.MultiHeadAttention(3, 12, decode=False, dropout_rate=0.5,
+                                      deterministic=False,
+                                      rngs=nnx.Rngs(0, dropout=1))  # fmt: skip
+
+    swapped, plain = cf.swap_dropout(block()), block()
+    assert swapped.attention_fn is cf.dot_product_attention
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 5, 12)), jnp.float32)
+    swapped.eval(), plain.eval()
+    assert np.array_equal(np.asarray(swapped(x, x, x)), np.asarray(plain(x, x, x)))
+    swapped.train()
+
+    @nnx.jit
+    def step(model):
+        return nnx.grad(lambda m: (m(x, x, x) ** 2).sum())(model)
+
+    assert np.isfinite(np.asarray(step(swapped).out.kernel[...])).all()
+    own = block()
+    own.attention_fn = lambda *a, **k: nnx.dot_product_attention(*a, **k)
+    assert cf.swap_dropout(own).attention_fn is not cf.dot_product_attention
