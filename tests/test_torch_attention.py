@@ -298,3 +298,24 @@ def test_a_swapped_encoder_layer_trains_eagerly_and_compiled():
         assert torch.isfinite(out).all()
         assert all(p.grad is not None for p in layer.parameters())
         layer.zero_grad()
+
+
+def test_export_records_the_stream_and_the_program_gives_the_mask():
+    class Attend(torch.nn.Module):
+        def forward(self, q, k, v):
+            return sdpa(q, k, v, dropout_p=0.4, is_causal=True, seed=3)
+
+    q, k, v = (t.float() for t in _qkv((1, 2, 9, 4), (1, 2, 9, 4), 3))
+    program = torch.export.export(Attend(), (q, k, v))
+    assert "cdropout" not in program.graph_module.code  # PyTorch's operations only
+    torch.testing.assert_close(program.module()(q, k, v), Attend()(q, k, v))
+
+
+@pytest.mark.usefixtures("small_tiles")
+def test_wide_heads_and_non_contiguous_inputs():
+    q, k, v = _qkv((1, 11, 2, 256), (1, 13, 2, 256), 256)  # (batch, length, heads, D)
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # PyTorch's layout, as views
+    assert not q.is_contiguous()
+    got = sdpa(q, k, v, dropout_p=0.3, seed=8)
+    torch.testing.assert_close(got, _reference(q, k, v, 0.3, 8), rtol=1e-12,
+                               atol=1e-12)  # fmt: skip
