@@ -260,7 +260,8 @@ def swap_dropout(model: nnx.Module, stream: str = "counter") -> nnx.Module:
             "model is itself an nnx.Dropout, which cannot be replaced in place: "
             "construct cdropout.flax.Dropout instead"
         )
-    found = {}  # id -> (path, dropout): each dropout once, however often it is held
+    # id -> (path, dropout): each dropout once, however often it is held
+    found: dict[int, tuple] = {}
     _rebuilt(model, lambda path, child: found.setdefault(id(child), (path, child))[1])
     replacements = {}  # made, so checked, before anything changes
     for key, (path, child) in found.items():

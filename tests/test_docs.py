@@ -22,9 +22,9 @@ def test_docstring_examples_run(module):
 def test_docstring_examples_of_cdropout_torch_run():
     pytest.importorskip("torch")
     pytest.importorskip("ml_dtypes")
-    from cdropout.torch import convert, functional, modules
+    from cdropout.torch import convert, functional, interception, modules
 
-    for module in (functional, modules, convert):
+    for module in (functional, modules, convert, interception):
         failed, attempted = doctest.testmod(module)
         assert attempted > 0 and failed == 0, module.__name__
 

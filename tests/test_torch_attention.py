@@ -259,7 +259,7 @@ def _encoder_layers():
 
 def test_swap_dropout_reaches_multihead_attention_with_the_same_state_and_eval():
     layer, plain = _encoder_layers()
-    assert type(layer.self_attn) is attention.MultiheadAttention
+    assert type(layer.self_attn) is ct.MultiheadAttention
     assert isinstance(layer.self_attn, torch.nn.MultiheadAttention)
     assert list(layer.state_dict()) == list(plain.state_dict())
     x = torch.randn(3, 7, 32)
@@ -267,7 +267,7 @@ def test_swap_dropout_reaches_multihead_attention_with_the_same_state_and_eval()
     assert torch.equal(layer(x), plain(x))
     decoder = ct.swap_dropout(torch.nn.TransformerDecoderLayer(32, 4, 64))
     assert type(decoder.self_attn) is type(decoder.multihead_attn) is (
-        attention.MultiheadAttention
+        ct.MultiheadAttention
     )
 
 

@@ -21,6 +21,7 @@ from cdropout.torch.functional import (  # noqa: E402
     leaky_relu_dropout,
     relu_dropout,
 )
+from cdropout.torch.interception import checkpoint_context, intercept  # noqa: E402
 from cdropout.torch.modules import (  # noqa: E402
     AlphaDropout,
     Dropout,
@@ -28,6 +29,7 @@ from cdropout.torch.modules import (  # noqa: E402
     Dropout2d,
     Dropout3d,
     FeatureAlphaDropout,
+    MultiheadAttention,
 )
 
 __all__ = [
@@ -37,13 +39,16 @@ __all__ = [
     "Dropout2d",
     "Dropout3d",
     "FeatureAlphaDropout",
+    "MultiheadAttention",
     "alpha_dropout",
+    "checkpoint_context",
     "convert_mode",
     "dropout",
     "dropout1d",
     "dropout2d",
     "dropout3d",
     "feature_alpha_dropout",
+    "intercept",
     "leaky_relu_dropout",
     "relu_dropout",
     "scaled_dot_product_attention",

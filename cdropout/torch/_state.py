@@ -161,6 +161,19 @@ def record_module_call(module, proxy):
     )
 
 
+def checkpoint_forward():
+    """Whether this call runs in the forward pass of torch.utils.checkpoint's
+    non-reentrant form, whose recomputation runs in the backward pass without the
+    TorchFunctionModes that were active (told by its saved-tensors hook). Not asked
+    under torch.compile, which cannot trace the question (and records checkpoint as a
+    region of its own)."""
+    if compiling():
+        return False
+    hooks = torch._C._autograd._top_saved_tensors_default_hooks(False)
+    pack = hooks[0] if hooks else None
+    return getattr(pack, "__qualname__", "").startswith("_checkpoint_hook.")
+
+
 def global_module_hooks():
     """Whether hooks registered for every module (torch.nn.modules.module's
     register_module_forward_hook and its kin) are in force."""

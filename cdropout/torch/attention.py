@@ -19,10 +19,8 @@ materialised there).
 """
 
 import math
-import types
 
 import torch
-from torch.overrides import TorchFunctionMode
 
 from cdropout import _kernel, _params
 from cdropout.torch import _ops, _state, _traced, functional
@@ -328,53 +326,3 @@ def written_out(query, key, value, attn_mask, p, causal, factor, stream_key):
         scale = _params.training_scale(p, "inverted", _traced.arithmetic(dtype))
         probs = torch.where(keep, probs * scale, 0.0)
     return (probs @ value.to(dtype)).to(query.dtype)
-
-
-def _rebound(function):
-    """PyTorch's `function` with its global names scaled_dot_product_attention and
-    dropout bound to cdropout's: the same code object, run with another globals dict
-    (nothing of PyTorch's is changed, so other threads and callers are untouched)."""
-    namespace = dict(function.__globals__)
-    namespace["scaled_dot_product_attention"] = scaled_dot_product_attention
-    namespace["dropout"] = functional.dropout
-    rebound = types.FunctionType(
-        function.__code__, namespace, function.__name__, function.__defaults__,
-        function.__closure__,
-    )
-    rebound.__kwdefaults__ = function.__kwdefaults__
-    return rebound
-
-
-class AttentionDropout(TorchFunctionMode):
-    """Inside it, PyTorch's attention dropout is cdropout's. PyTorch's
-    F.scaled_dot_product_attention runs as cdropout's (its dropout_p by the counter
-    stream, the mask never stored). F.multi_head_attention_forward, which
-    nn.MultiheadAttention calls, runs as PyTorch's own code with its attention calls
-    bound to cdropout's: the dropout of its weights when need_weights=True is then
-    cdropout.torch.dropout, whose mask of the (batch * heads, L, S) weights follows the
-    same index rule. Keys come from PyTorch's generator, as torch.nn's do. Everything
-    else is untouched."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is torch.nn.functional.multi_head_attention_forward:
-            return _MULTI_HEAD(*args, **kwargs)
-        if func is torch.nn.functional.scaled_dot_product_attention:
-            return scaled_dot_product_attention(*args, **kwargs)
-        return func(*args, **kwargs)
-
-
-_MULTI_HEAD = _rebound(torch.nn.functional.multi_head_attention_forward)
-
-
-class MultiheadAttention(torch.nn.MultiheadAttention):
-    """torch.nn.MultiheadAttention whose attention dropout (its `dropout` argument) is
-    cdropout's (AttentionDropout): the same parameters, state_dict and results at
-    dropout 0 or in eval(). swap_dropout(model) makes each nn.MultiheadAttention of a
-    model one, in place (nn.TransformerEncoderLayer's and DecoderLayer's too)."""
-
-    def forward(self, *args, **kwargs):
-        if not self.training or self.dropout == 0.0:
-            return super().forward(*args, **kwargs)
-        with AttentionDropout():
-            return super().forward(*args, **kwargs)

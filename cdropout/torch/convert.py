@@ -7,7 +7,7 @@ from typing import TypeVar
 import torch
 
 from cdropout import _params
-from cdropout.torch import attention, fusing, modules
+from cdropout.torch import fusing, modules
 
 # torch.nn's dropout modules and their cdropout drop-ins (exact types: a subclass of
 # torch.nn.Dropout may do something else, and cdropout's own are subclasses)
@@ -42,7 +42,7 @@ def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Mo
     hook sees what it sees in torch.nn's model.
 
     Each nn.MultiheadAttention (nn.TransformerEncoderLayer's and DecoderLayer's too)
-    becomes a cdropout.torch.attention.MultiheadAttention, in place: the same module
+    becomes a cdropout.torch.MultiheadAttention, in place: the same module
     and parameters, its attention dropout by cdropout's scaled_dot_product_attention.
 
     Every place of a module registered at several places is replaced (one drop-in for
@@ -92,7 +92,7 @@ def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Mo
         parent._modules[name] = swapped[id(child)]
     for module in model.modules():  # attention dropout: the class, in place
         if type(module) is torch.nn.MultiheadAttention:
-            module.__class__ = attention.MultiheadAttention
+            module.__class__ = modules.MultiheadAttention
     if fuse:
         fusing.fuse(model)
     return model

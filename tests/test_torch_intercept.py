@@ -1,0 +1,250 @@
+"""cdropout.torch.intercept: PyTorch's functional dropouts and its attention's dropout
+run through cdropout inside the mode, with the calls' own arguments; what it cannot
+serve goes to PyTorch; a GPT written as small GPTs are (causal self-attention through
+F.scaled_dot_product_attention(dropout_p=...), nn.Dropout on the residual branches)
+runs no dropout of PyTorch's in a training step."""
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ml_dtypes")
+
+import torch.nn.functional as F  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+import cdropout.torch as ct  # noqa: E402
+from cdropout import _kernel  # noqa: E402
+
+from torch_support import fresh_compilations  # noqa: E402, F401
+
+
+def _key(seed, number):
+    return _kernel.call_seed(seed, number)
+
+
+_CALLS = [  # (PyTorch's call, cdropout's with the key as seed)
+    (lambda x: F.dropout(x, 0.3), lambda x, s: ct.dropout(x, 0.3, seed=s)),
+    (lambda x: F.dropout2d(x, 0.3), lambda x, s: ct.dropout2d(x, 0.3, seed=s)),
+    (lambda x: F.dropout3d(x[None], 0.3)[0],
+     lambda x, s: ct.dropout3d(x[None], 0.3, seed=s)[0]),
+    (lambda x: F.alpha_dropout(x, 0.3, True),
+     lambda x, s: ct.alpha_dropout(x, 0.3, True, seed=s)),
+    (lambda x: F.feature_alpha_dropout(x, 0.3, True),
+     lambda x, s: ct.feature_alpha_dropout(x, 0.3, True, seed=s)),
+    (lambda x: torch.dropout(x, 0.3, True), lambda x, s: ct.dropout(x, 0.3, seed=s)),
+    (lambda x: torch.dropout_(x.clone(), 0.3, True),
+     lambda x, s: ct.dropout(x, 0.3, seed=s)),
+    (lambda x: torch.nn.Dropout(0.3)(x), lambda x, s: ct.dropout(x, 0.3, seed=s)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("call, expected", _CALLS, ids=[
+    "F.dropout", "F.dropout2d", "F.dropout3d", "F.alpha_dropout",
+    "F.feature_alpha_dropout", "torch.dropout", "torch.dropout_", "nn.Dropout",
+])  # fmt: skip
+def test_each_functional_dropout_is_cdropouts_with_the_calls_arguments(call, expected):
+    x = torch.randn(4, 6, 5, 5, generator=torch.Generator().manual_seed(0))
+    state = torch.get_rng_state()
+    with ct.intercept(seed=11):
+        first, second = call(x), call(x)
+    assert torch.equal(torch.get_rng_state(), state)  # the generator is not touched
+    assert torch.equal(first, expected(x, _key(11, 0)))
+    assert torch.equal(second, expected(x, _key(11, 1)))
+
+
+def test_classic_mode_and_evaluation_follow_the_mode():
+    x = torch.ones(64)
+    with ct.intercept(mode="classic", seed=2):
+        kept = F.dropout(x, 0.5)
+        evaluated = F.dropout(x, 0.5, training=False)
+    assert set(kept.tolist()) <= {0.0, 1.0}
+    assert torch.equal(evaluated, x * 0.5)
+
+
+def test_attention_dropout_is_cdropouts_and_what_it_cannot_serve_is_pytorchs():
+    q, k, v = (torch.randn(2, 2, 9, 4, generator=torch.Generator().manual_seed(i))
+               for i in range(3))  # fmt: skip
+    with ct.intercept(seed=4):
+        got = F.scaled_dot_product_attention(q, k, v, dropout_p=0.3, is_causal=True)
+    expected = ct.scaled_dot_product_attention(q, k, v, dropout_p=0.3, is_causal=True,
+                                               seed=_key(4, 0))  # fmt: skip
+    assert torch.equal(got, expected)
+    nested = torch.nested.nested_tensor([torch.ones(3), torch.ones(5)],
+                                        layout=torch.jagged)  # (no flat index)
+    torch.manual_seed(3)
+    want = F.dropout(nested, 0.5)
+    torch.manual_seed(3)
+    with ct.intercept():
+        got = F.dropout(nested, 0.5)
+    for a, b in zip(got.unbind(), want.unbind(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_seeded_intercept_is_refused_under_compile():
+    x = torch.randn(8, requires_grad=True)
+    with ct.intercept(seed=1):
+        with pytest.raises(Exception, match="seed=None"):
+            torch.compile(lambda t: F.dropout(t * 2, 0.5), fullgraph=True)(x)
+
+
+def _step(t):  # (sin saves its input: checkpoint recomputes the step)
+    return F.dropout(t.sin(), 0.5).sin()
+
+
+def test_a_checkpoint_inside_intercept_is_refused_without_the_modes_context():
+    # its recomputation runs without the mode: PyTorch's masks, wrong gradients
+    x = torch.randn(64, requires_grad=True)
+    with ct.intercept(), pytest.raises(RuntimeError, match="checkpoint_context"):
+        torch.utils.checkpoint.checkpoint(_step, x, use_reentrant=False)
+
+
+def test_with_checkpoint_context_the_recomputation_draws_the_forwards_masks():
+    x = torch.randn(64, requires_grad=True)
+    with ct.intercept():
+        torch.manual_seed(0)
+        plain = _step(x)
+        (grad,) = torch.autograd.grad(plain.sum(), x)
+        torch.manual_seed(0)
+        again = torch.utils.checkpoint.checkpoint(
+            _step, x, use_reentrant=False, context_fn=ct.checkpoint_context()
+        )
+        (checkpointed,) = torch.autograd.grad(again.sum(), x)
+    assert torch.equal(plain, again) and torch.equal(grad, checkpointed)
+    torch.manual_seed(0)
+    assert not torch.equal(F.dropout(x.sin(), 0.5).sin(), plain)  # (PyTorch's mask)
+
+
+class _CausalSelfAttention(torch.nn.Module):
+    def __init__(self, width, heads, dropout):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = torch.nn.Linear(width, 3 * width)
+        self.out = torch.nn.Linear(width, width)
+        self.residual_dropout = torch.nn.Dropout(dropout)
+
+    def forward(self, x):
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).split(width, dim=2)
+        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2)
+                   for t in (q, k, v))  # fmt: skip
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+        )
+        y = y.transpose(1, 2).reshape(batch, length, width)
+        return self.residual_dropout(self.out(y))
+
+
+class _Block(torch.nn.Module):
+    def __init__(self, width, heads, dropout):
+        super().__init__()
+        self.norm1, self.norm2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
+        self.attention = _CausalSelfAttention(width, heads, dropout)
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(width, 4 * width), torch.nn.GELU(),
+            torch.nn.Linear(4 * width, width), torch.nn.Dropout(dropout),
+        )  # fmt: skip
+
+    def forward(self, x):
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class SmallGPT(torch.nn.Module):
+    """A GPT laid out as small GPTs are: token and position embeddings with dropout,
+    pre-norm blocks, a tied head."""
+
+    def __init__(self, vocabulary=64, block=32, width=32, heads=4, layers=2,
+                 dropout=0.2):  # fmt: skip
+        super().__init__()
+        self.tokens = torch.nn.Embedding(vocabulary, width)
+        self.positions = torch.nn.Embedding(block, width)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.blocks = torch.nn.ModuleList(
+            _Block(width, heads, dropout) for _ in range(layers)
+        )
+        self.norm = torch.nn.LayerNorm(width)
+        self.head = torch.nn.Linear(width, vocabulary, bias=False)
+        self.head.weight = self.tokens.weight
+
+    def forward(self, indices, targets):
+        positions = torch.arange(indices.shape[1])
+        x = self.dropout(self.tokens(indices) + self.positions(positions))
+        for block in self.blocks:
+            x = block(x)
+        logits = self.head(self.norm(x))
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+class _PyTorchDropouts(TorchDispatchMode):
+    """Counts the operators PyTorch's own dropouts would run."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__
+        if "dropout" in name or "bernoulli" in name or (
+            "scaled_dot_product" in name and len(args) > 3 and args[3]
+        ):
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_gpts_training_step_runs_no_dropout_of_pytorchs_and_counts_every_element():
+    torch.manual_seed(0)
+    model = SmallGPT()
+    data = torch.randint(0, 64, (4, 32), generator=torch.Generator().manual_seed(1))
+    counted = {"elements": 0}
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.register_forward_hook(
+                lambda m, inputs, out: counted.update(
+                    elements=counted["elements"] + inputs[0].numel()
+                )
+            )
+    real_attention = ct.attention.scaled_dot_product_attention
+
+    def count_attention(q, k, *args, **kwargs):
+        counted["elements"] += q.shape[:-1].numel() * k.shape[-2]
+        return real_attention(q, k, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ct.attention, "scaled_dot_product_attention", count_attention)
+        with _PyTorchDropouts() as pytorch, ct.intercept():
+            loss = model(data, data)
+            loss.backward()
+    assert pytorch.seen == []  # no dropout kernel of PyTorch's ran
+    batch, length, width, heads, layers = 4, 32, 32, 4, 2
+    embeddings = batch * length * width
+    residual = 2 * layers * batch * length * width
+    probabilities = layers * batch * heads * length * length
+    assert counted["elements"] == embeddings + residual + probabilities
+    assert math.isfinite(loss.item())
+
+
+@pytest.mark.usefixtures("fresh_compilations")
+def test_under_compile_around_and_inside_the_compiled_function():
+    x = torch.randn(4, 32)
+
+    def step(t):
+        return F.dropout(t.sin(), 0.5)
+
+    def inside(t):
+        with ct.intercept():
+            return step(t)
+
+    torch.manual_seed(2)
+    with ct.intercept():
+        expected = step(x)
+    with torch._inductor.config.patch(fallback_random=True):  # PyTorch's randint
+        torch.manual_seed(2)
+        with ct.intercept():
+            around = torch.compile(step)(x)
+        torch.manual_seed(2)
+        within = torch.compile(inside)(x)
+    for got in (around, within):  # the same mask; inductor's sin is within an ulp
+        assert torch.equal(got == 0, expected == 0)
+        torch.testing.assert_close(got, expected)
