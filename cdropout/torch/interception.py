@@ -218,8 +218,20 @@ def _rebound_multi_head(mode):
     (another globals dict for the same code object: nothing of PyTorch's changes)."""
     function = F.multi_head_attention_forward
     namespace = dict(function.__globals__)
-    namespace["scaled_dot_product_attention"] = mode.attention
-    namespace["dropout"] = mode.dropout
+
+    # plain functions, not the mode's bound methods: PyTorch 2.13's torch.compile
+    # could not build its guards on a bound method in a function's globals
+    def attention_call(*args, **kwargs):
+        return mode.attention(*args, **kwargs)
+
+    def dropout_call(*args, **kwargs):
+        return mode.dropout(*args, **kwargs)
+
+    namespace["scaled_dot_product_attention"] = attention_call
+    namespace["dropout"] = dropout_call
+    # no module name: torch.compile (2.13) finds a function's globals by their
+    # __name__, and would read torch.nn.functional's own names
+    del namespace["__name__"]
     rebound = types.FunctionType(
         function.__code__, namespace, function.__name__, function.__defaults__,
         function.__closure__,
