@@ -103,12 +103,12 @@ def _check_key(key):
     """A key is one typed JAX key (jax.random.key) or one raw key of the default
     implementation (jax.random.PRNGKey); inside vmap, one slice of a batch of them."""
     dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
-    raw = _raw_key_shape()
     if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
         if shape == ():
             return
-    elif dtype == np.uint32 and shape == raw:
+    elif dtype == np.uint32 and shape == _raw_key_shape():  # (asked of raw keys only)
         return
+    raw = _raw_key_shape()
     got = f"{type(key).__name__}" if dtype is None else f"{dtype} of shape {shape}"
     raise TypeError(
         "key must be one JAX PRNG key: jax.random.key(0) (a typed key of shape ()) "
