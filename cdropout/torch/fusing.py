@@ -72,29 +72,15 @@ class FusingSequential(torch.nn.Sequential):
     def fused_pairs(self) -> list[tuple[int, int]]:
         """The index pairs of children that the next call runs as one operation
         (pairs taken from the left: in ReLU, Dropout, ReLU the first two)."""
-        children = list(self._modules.values())
-        pairs: list[tuple[int, int]] = []
-        i = 0
-        if _state.global_module_hooks():
-            return pairs
-        while i + 1 < len(children):
-            if fusion(children[i], children[i + 1]) is not None:
-                pairs.append((i, i + 1))
-                i += 2
-            else:
-                i += 1
-        return pairs
+        return [(i, i + 1) for i, fused in _steps(self) if fused is not None]
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if _state.fx_proxy(input) or _state.global_module_hooks():
+        if _state.fx_proxy(input):
             return super().forward(input)  # each child called, as torch.nn's
         children = list(self._modules.values())
-        i, last = 0, len(children) - 1
-        while i <= last:
-            fused = fusion(children[i], children[i + 1]) if i < last else None
+        for i, fused in _steps(self):
             if fused is None:
                 input = children[i](input)
-                i += 1
                 continue
             dropout, activation, after = fused
             input = functional.activated_module_call(
@@ -102,8 +88,21 @@ class FusingSequential(torch.nn.Sequential):
                 dropout.training, dropout.inplace, dropout.mode, dropout.key_source(),
                 dropout.noise_shape, dropout.stream,
             )  # fmt: skip
-            i += 2
         return input
+
+
+def _steps(sequential):
+    """(index, fusion or None) for each step of a call: a pair from the left where
+    `fusion` gives one (then the step covers children index and index + 1), else one
+    child. No pair while a global module hook is in force (it sees every module)."""
+    children = list(sequential._modules.values())
+    pairs = not _state.global_module_hooks()
+    i = 0
+    while i < len(children):
+        fused = (fusion(children[i], children[i + 1])
+                 if pairs and i + 1 < len(children) else None)  # fmt: skip
+        yield i, fused
+        i += 1 if fused is None else 2
 
 
 def fuse(model):
