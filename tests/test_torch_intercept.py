@@ -12,12 +12,16 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ml_dtypes")
 
 import torch.nn.functional as F  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 import cdropout.torch as ct  # noqa: E402
 from cdropout import _kernel  # noqa: E402
 
-from torch_support import fresh_compilations  # noqa: E402, F401
+from torch_support import (  # noqa: E402, F401
+    PyTorchDropouts,
+    counted_dropout_elements,
+    example,
+    fresh_compilations,
+)
 
 
 def _key(seed, number):
@@ -116,104 +120,12 @@ def test_with_checkpoint_context_the_recomputation_draws_the_forwards_masks():
     assert not torch.equal(F.dropout(x.sin(), 0.5).sin(), plain)  # (PyTorch's mask)
 
 
-class _CausalSelfAttention(torch.nn.Module):
-    def __init__(self, width, heads, dropout):
-        super().__init__()
-        self.heads, self.dropout = heads, dropout
-        self.qkv = torch.nn.Linear(width, 3 * width)
-        self.out = torch.nn.Linear(width, width)
-        self.residual_dropout = torch.nn.Dropout(dropout)
-
-    def forward(self, x):
-        batch, length, width = x.shape
-        q, k, v = self.qkv(x).split(width, dim=2)
-        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2)
-                   for t in (q, k, v))  # fmt: skip
-        y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
-        )
-        y = y.transpose(1, 2).reshape(batch, length, width)
-        return self.residual_dropout(self.out(y))
-
-
-class _Block(torch.nn.Module):
-    def __init__(self, width, heads, dropout):
-        super().__init__()
-        self.norm1, self.norm2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
-        self.attention = _CausalSelfAttention(width, heads, dropout)
-        self.mlp = torch.nn.Sequential(
-            torch.nn.Linear(width, 4 * width), torch.nn.GELU(),
-            torch.nn.Linear(4 * width, width), torch.nn.Dropout(dropout),
-        )  # fmt: skip
-
-    def forward(self, x):
-        x = x + self.attention(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class SmallGPT(torch.nn.Module):
-    """A GPT laid out as small GPTs are: token and position embeddings with dropout,
-    pre-norm blocks, a tied head."""
-
-    def __init__(self, vocabulary=64, block=32, width=32, heads=4, layers=2,
-                 dropout=0.2):  # fmt: skip
-        super().__init__()
-        self.tokens = torch.nn.Embedding(vocabulary, width)
-        self.positions = torch.nn.Embedding(block, width)
-        self.dropout = torch.nn.Dropout(dropout)
-        self.blocks = torch.nn.ModuleList(
-            _Block(width, heads, dropout) for _ in range(layers)
-        )
-        self.norm = torch.nn.LayerNorm(width)
-        self.head = torch.nn.Linear(width, vocabulary, bias=False)
-        self.head.weight = self.tokens.weight
-
-    def forward(self, indices, targets):
-        positions = torch.arange(indices.shape[1])
-        x = self.dropout(self.tokens(indices) + self.positions(positions))
-        for block in self.blocks:
-            x = block(x)
-        logits = self.head(self.norm(x))
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-
-
-class _PyTorchDropouts(TorchDispatchMode):
-    """Counts the operators PyTorch's own dropouts would run."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.__name__
-        if "dropout" in name or "bernoulli" in name or (
-            "scaled_dot_product" in name and len(args) > 3 and args[3]
-        ):
-            self.seen.append(name)
-        return func(*args, **(kwargs or {}))
-
-
 def test_a_gpts_training_step_runs_no_dropout_of_pytorchs_and_counts_every_element():
     torch.manual_seed(0)
-    model = SmallGPT()
+    model = example("small_gpt").SmallGPT()
     data = torch.randint(0, 64, (4, 32), generator=torch.Generator().manual_seed(1))
-    counted = {"elements": 0}
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.register_forward_hook(
-                lambda m, inputs, out: counted.update(
-                    elements=counted["elements"] + inputs[0].numel()
-                )
-            )
-    real_attention = ct.attention.scaled_dot_product_attention
-
-    def count_attention(q, k, *args, **kwargs):
-        counted["elements"] += q.shape[:-1].numel() * k.shape[-2]
-        return real_attention(q, k, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ct.attention, "scaled_dot_product_attention", count_attention)
-        with _PyTorchDropouts() as pytorch, ct.intercept():
+    with PyTorchDropouts() as pytorch, counted_dropout_elements(model) as counted:
+        with ct.intercept():
             loss = model(data, data)
             loss.backward()
     assert pytorch.seen == []  # no dropout kernel of PyTorch's ran

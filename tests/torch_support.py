@@ -1,9 +1,16 @@
 """What the tests of cdropout.torch share: the dtypes, a tensor's bytes, the NumPy
 API's result for a tensor. Imported after pytest.importorskip("torch")."""
 
+import contextlib
+import importlib.util
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import cdropout
 from cdropout.torch import _ops
@@ -63,3 +70,79 @@ def assert_same_bits(actual, desired, err_msg=""):
     np.testing.assert_array_equal(
         bits(actual.masked_fill(nan, 0)), bits(desired.masked_fill(nan, 0)), err_msg
     )
+
+
+def example(name):
+    """The module examples/<name>.py of the source tree, imported once as
+    example_<name> (its classes pickle); skips where it is absent: the wheel's test
+    run has the tests only."""
+    module_name = f"example_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    path = pathlib.Path(__file__).parents[1] / "examples" / f"{name}.py"
+    if not path.exists():
+        pytest.skip(f"examples/{name}.py is not here (not a source tree)")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[module_name] = module
+    return module
+
+
+class PyTorchDropouts(TorchDispatchMode):
+    """Records the operators PyTorch's own dropouts run (dropout, bernoulli, and
+    scaled_dot_product attention with a dropout_p): `seen` stays empty where every
+    dropout is cdropout's."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__
+        if (
+            "dropout" in name
+            or "bernoulli" in name
+            or ("scaled_dot_product" in name and len(args) > 3 and args[3])
+        ):
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def counted_dropout_elements(model):
+    """Counts the elements cdropout drops out while `model` runs inside the block:
+    its dropout modules' inputs, intercepted F.dropout calls' inputs and each
+    intercepted attention's probabilities (batch x heads x queries x keys). Yields a
+    dict whose "elements" is the count."""
+    from cdropout.torch import attention, interception, modules
+
+    counted = {"elements": 0}
+
+    def count(elements):
+        counted["elements"] += elements
+
+    handles = [
+        module.register_forward_hook(lambda m, inputs, out: count(inputs[0].numel()))
+        for module in model.modules()
+        if isinstance(module, modules._Module)
+    ]
+    real_dropout = interception._HANDLERS[F.dropout]
+    real_attention = attention.scaled_dot_product_attention
+
+    def dropout_handler(mode, func, args, kwargs):
+        count((args[0] if args else kwargs["input"]).numel())
+        return real_dropout(mode, func, args, kwargs)
+
+    def attention_call(q, k, *args, **kwargs):
+        count(q.shape[:-1].numel() * k.shape[-2])
+        return real_attention(q, k, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(interception._HANDLERS, F.dropout, dropout_handler)
+        patch.setattr(attention, "scaled_dot_product_attention", attention_call)
+        try:
+            yield counted
+        finally:
+            for handle in handles:
+                handle.remove()

@@ -164,14 +164,22 @@ def record_module_call(module, proxy):
 def checkpoint_forward():
     """Whether this call runs in the forward pass of torch.utils.checkpoint's
     non-reentrant form, whose recomputation runs in the backward pass without the
-    TorchFunctionModes that were active (told by its saved-tensors hook). Not asked
-    under torch.compile, which cannot trace the question (and records checkpoint as a
-    region of its own)."""
+    TorchFunctionModes that were active."""
+    return checkpoint_region() is not None
+
+
+def checkpoint_region():
+    """The innermost non-reentrant torch.utils.checkpoint forward this call runs in,
+    as an object that tells one checkpoint from another (its saved-tensors hook), or
+    None outside one. Not asked under torch.compile, which cannot trace the question
+    (and records checkpoint as a region of its own): None there."""
     if compiling():
-        return False
+        return None
     hooks = torch._C._autograd._top_saved_tensors_default_hooks(False)
     pack = hooks[0] if hooks else None
-    return getattr(pack, "__qualname__", "").startswith("_checkpoint_hook.")
+    if getattr(pack, "__qualname__", "").startswith("_checkpoint_hook."):
+        return pack
+    return None
 
 
 def global_module_hooks():

@@ -7,7 +7,7 @@ from typing import TypeVar
 import torch
 
 from cdropout import _params
-from cdropout.torch import fusing, modules
+from cdropout.torch import fusing, modules, reaching
 
 # torch.nn's dropout modules and their cdropout drop-ins (exact types: a subclass of
 # torch.nn.Dropout may do something else, and cdropout's own are subclasses)
@@ -27,7 +27,9 @@ TRANSPARENT = (torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity)
 Model = TypeVar("Model", bound=torch.nn.Module)
 
 
-def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Model:
+def swap_dropout(
+    model: Model, stream: str = "counter", fuse: bool = True, functional: bool = False
+) -> Model:
     """Replace, in place, every torch.nn Dropout, Dropout1d/2d/3d, AlphaDropout and
     FeatureAlphaDropout of `model` (and `model` itself, if it is one) by cdropout's,
     with the same p, inplace and training flag and the given stream; return the model.
@@ -44,6 +46,19 @@ def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Mo
     Each nn.MultiheadAttention (nn.TransformerEncoderLayer's and DecoderLayer's too)
     becomes a cdropout.torch.MultiheadAttention, in place: the same module
     and parameters, its attention dropout by cdropout's scaled_dot_product_attention.
+
+    With `functional`, the dropouts the model's code calls as functions are
+    cdropout's too: F.dropout and its variants, torch.dropout and
+    F.scaled_dot_product_attention's dropout_p (as cdropout.torch.intercept runs them;
+    keys from PyTorch's generator). The forwards of the model and of its own modules
+    (classes that are not PyTorch's or cdropout's) run inside that mode, entered by
+    forward hooks: the model keeps its class and state_dict, pickles, and
+    torch.compile(model) traces the hooks; a layer recomputed by
+    torch.utils.checkpoint (or Hugging Face's gradient_checkpointing_enable) enters
+    the mode again and draws the forward's masks. A dropout that a checkpointed
+    function calls outside any module of the model is refused in the forward, by
+    name. torch.nn's recurrent layers' dropout (inside one PyTorch operator) stays
+    PyTorch's.
 
     Every place of a module registered at several places is replaced (one drop-in for
     all of its places, as the module was one). Every dropout is checked first: a p
@@ -74,6 +89,7 @@ def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Mo
         )
     stream = _params.stream(stream)
     fuse = _params.flag(fuse, "fuse")
+    functional = _params.flag(functional, "functional")
     if type(model) in SWAPS:
         return _swapped("", model, stream)
     # every (parent, name) of every dropout, duplicates included: named_children()
@@ -95,6 +111,8 @@ def swap_dropout(model: Model, stream: str = "counter", fuse: bool = True) -> Mo
             module.__class__ = modules.MultiheadAttention
     if fuse:
         fusing.fuse(model)
+    if functional:
+        reaching.reach(model, stream)
     return model
 
 

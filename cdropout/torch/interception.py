@@ -147,6 +147,11 @@ class intercept(TorchFunctionMode):  # noqa: N801 (a context manager, named as o
         handler = _HANDLERS.get(func)
         if handler is None:
             return func(*args, **kwargs)
+        self.check_checkpoint()
+        return handler(self, func, args, kwargs)
+
+    def check_checkpoint(self):
+        """Refuses a dropout whose checkpoint would recompute it without the mode."""
         if not self.checkpointed and _state.checkpoint_forward():
             raise RuntimeError(
                 "cdropout.torch.intercept around torch.utils.checkpoint: the "
@@ -155,7 +160,6 @@ class intercept(TorchFunctionMode):  # noqa: N801 (a context manager, named as o
                 "the mode: checkpoint(f, x, use_reentrant=False, "
                 "context_fn=cdropout.torch.checkpoint_context())"
             )
-        return handler(self, func, args, kwargs)
 
 
 def checkpoint_context(*, mode="inverted", stream="counter", generator=None):
