@@ -3,7 +3,9 @@ API's result for a tensor. Imported after pytest.importorskip("torch")."""
 
 import contextlib
 import importlib.util
+import math
 import pathlib
+import statistics
 import sys
 
 import numpy as np
@@ -146,3 +148,15 @@ def counted_dropout_elements(model):
         finally:
             for handle in handles:
                 handle.remove()
+
+
+def assert_within_seed_band(ours, pytorch):
+    """The mean of cdropout's results over seeds (final losses of short training
+    runs) lies within four standard errors of the difference from torch.nn's mean over
+    as many seeds: the masks differ, their distribution must not."""
+    count = len(ours)
+    assert count == len(pytorch) > 1
+    variance = statistics.variance(ours) + statistics.variance(pytorch)
+    error = math.sqrt(variance / count)
+    difference = statistics.fmean(ours) - statistics.fmean(pytorch)
+    assert abs(difference) <= 4 * error, (ours, pytorch)
