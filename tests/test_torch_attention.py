@@ -57,6 +57,22 @@ def test_the_blocked_attention_is_the_written_out_reference(lengths, causal):
 
 
 @pytest.mark.usefixtures("small_tiles")
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_peaked_scores_whose_exp_underflows_give_the_reference(dtype, causal):
+    # scores 100s apart: exp of the smaller ones underflows (raised to exp(-87) to
+    # keep PyTorch's exp off its slow path), the masked ones stay 0
+    q, k, v = _qkv((2, 2, 13, 8), (2, 2, 13, 8), 4, dtype)
+    q = (q * 40).requires_grad_()
+    got = sdpa(q, k, v, dropout_p=0.3, is_causal=causal, seed=9)
+    expected = _reference(q, k, v, 0.3, 9, is_causal=causal)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(got.double(), expected, rtol=tolerance, atol=tolerance)
+    (grad,) = torch.autograd.grad(got.sum(), q)
+    assert torch.isfinite(grad).all()
+
+
+@pytest.mark.usefixtures("small_tiles")
 @pytest.mark.parametrize(
     "mask",
     [
