@@ -30,7 +30,7 @@ def test_docstring_examples_of_cdropout_torch_run():
 
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-EXTRAS = ("dask", "torch", "jax", "flax")
+EXTRAS = ("dask", "torch", "jax", "flax", "transformers")  # (transformers: a client)
 
 
 def _python_blocks(path):
