@@ -104,60 +104,30 @@ def torch_steps(models, loss, compiled):
 
 
 def flax_steps(size):
-    """The flax block's jitted steps: rate 0, flax's dropout, cdropout's (swapped)."""
+    """The flax block's jitted steps (examples/flax_transformer.py): rate 0, flax's
+    dropout, cdropout's (swapped)."""
     import jax
     from flax import nnx
+    from flax_transformer import Block, sequences, step
 
     import cdropout.flax as cf
 
     _, width, heads, batch, length = size
+    tokens, targets = sequences(batch, length, 1024, 1)
 
-    class Block(nnx.Module):
-        def __init__(self, rate, rngs):
-            self.embed = nnx.Embed(1024, width, rngs=rngs)
-            self.norm1 = nnx.LayerNorm(width, rngs=rngs)
-            self.norm2 = nnx.LayerNorm(width, rngs=rngs)
-            self.attention = nnx.MultiHeadAttention(
-                heads, width, dropout_rate=rate, decode=False, deterministic=False,
-                rngs=rngs,
-            )  # fmt: skip
-            self.dropout1 = nnx.Dropout(rate, rngs=rngs)
-            self.up = nnx.Linear(width, 4 * width, rngs=rngs)
-            self.down = nnx.Linear(4 * width, width, rngs=rngs)
-            self.dropout2 = nnx.Dropout(rate, rngs=rngs)
-            self.head = nnx.Linear(width, 1024, rngs=rngs)
-
-        def __call__(self, tokens):
-            x = self.embed(tokens)
-            y = self.norm1(x)
-            mask = nnx.make_causal_mask(tokens)
-            x = x + self.dropout1(self.attention(y, y, y, mask=mask))
-            x = x + self.dropout2(self.down(nnx.gelu(self.up(self.norm2(x)))))
-            return self.head(x)
-
-    tokens = jax.random.randint(jax.random.key(1), (batch, length), 0, 1024)
-
-    def loss(model):
-        logits = model(tokens)
-        return -jax.nn.log_softmax(logits)[..., 0].mean()
-
-    @nnx.jit
-    def step(model):
-        grads = nnx.grad(loss)(model)
-        params = nnx.state(model, nnx.Param)
-        nnx.update(model, jax.tree.map(lambda p, g: p - 1e-3 * g, params, grads))
+    def block(rate):
+        return Block(1024, width, heads, rate, nnx.Rngs(0, dropout=1))
 
     models = {
-        "no dropout": Block(0.0, nnx.Rngs(0, dropout=1)),
-        "flax": Block(0.1, nnx.Rngs(0, dropout=1)),
-        "swap_dropout": cf.swap_dropout(Block(0.1, nnx.Rngs(0, dropout=1))),
+        "no dropout": block(0.0),
+        "flax": block(0.1),
+        "swap_dropout": cf.swap_dropout(block(0.1)),
     }
     runs = {}
     for name, model in models.items():
 
         def run(model=model):
-            step(model)
-            jax.block_until_ready(nnx.state(model, nnx.Param))
+            jax.block_until_ready(step(model, tokens, targets, 1e-3))
 
         run()
         runs[name] = run

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ml_dtypes")
 
 import torch.nn.functional as F  # noqa: E402
+from example_support import example  # noqa: E402
 
 import cdropout.torch as ct  # noqa: E402
 from cdropout import _kernel  # noqa: E402
@@ -19,7 +20,6 @@ from cdropout import _kernel  # noqa: E402
 from torch_support import (  # noqa: E402, F401
     PyTorchDropouts,
     counted_dropout_elements,
-    example,
     fresh_compilations,
 )
 

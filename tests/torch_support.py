@@ -2,11 +2,8 @@
 API's result for a tensor. Imported after pytest.importorskip("torch")."""
 
 import contextlib
-import importlib.util
 import math
-import pathlib
 import statistics
-import sys
 
 import numpy as np
 import pytest
@@ -72,23 +69,6 @@ def assert_same_bits(actual, desired, err_msg=""):
     np.testing.assert_array_equal(
         bits(actual.masked_fill(nan, 0)), bits(desired.masked_fill(nan, 0)), err_msg
     )
-
-
-def example(name):
-    """The module examples/<name>.py of the source tree, imported once as
-    example_<name> (its classes pickle); skips where it is absent: the wheel's test
-    run has the tests only."""
-    module_name = f"example_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    path = pathlib.Path(__file__).parents[1] / "examples" / f"{name}.py"
-    if not path.exists():
-        pytest.skip(f"examples/{name}.py is not here (not a source tree)")
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[module_name] = module
-    return module
 
 
 class PyTorchDropouts(TorchDispatchMode):
