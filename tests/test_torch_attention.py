@@ -21,7 +21,7 @@ from cdropout import _params, reference  # noqa: E402
 from cdropout.torch import attention  # noqa: E402
 from cdropout.torch.attention import scaled_dot_product_attention as sdpa  # noqa: E402
 
-from torch_support import fresh_compilations  # noqa: E402, F401
+from torch_support import JIT_SCRIPT_DEPRECATED, fresh_compilations  # noqa: E402, F401
 
 
 @pytest.fixture
@@ -342,3 +342,24 @@ def test_wide_heads_and_non_contiguous_inputs():
     got = sdpa(q, k, v, dropout_p=0.3, seed=8)
     torch.testing.assert_close(got, _reference(q, k, v, 0.3, 8), rtol=1e-12,
                                atol=1e-12)  # fmt: skip
+
+
+@pytest.mark.filterwarnings(JIT_SCRIPT_DEPRECATED)  # (forward-mode AD's first use)
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_torch_func_grad_jvp_and_vmap_give_the_blocked_attentions_mask(causal):
+    q, k, v = _qkv((2, 2, 9, 4), (2, 2, 9, 4), 3)
+
+    def call(q):
+        return sdpa(q, k, v, dropout_p=0.4, is_causal=causal, seed=6)
+
+    expected = call(q)
+    (autograd,) = torch.autograd.grad(call(q.requires_grad_()).sum(), q)
+    q = q.detach()
+    torch.testing.assert_close(torch.func.grad(lambda t: call(t).sum())(q), autograd)
+    out, tangent = torch.func.jvp(call, (q,), (torch.ones_like(q),))
+    torch.testing.assert_close(out, expected)
+    step = 1e-6  # the tangent is the derivative along ones: a finite difference
+    torch.testing.assert_close(tangent, (call(q + step) - call(q - step)) / (2 * step))
+    # vmap: each slice has the unbatched call's mask (randomness="same")
+    sliced = torch.func.vmap(call, randomness="same")(torch.stack([q, q]))
+    torch.testing.assert_close(sliced, torch.stack([expected, expected]))

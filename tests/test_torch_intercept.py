@@ -12,11 +12,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ml_dtypes")
 
 import torch.nn.functional as F  # noqa: E402
-from example_support import example  # noqa: E402
 
 import cdropout.torch as ct  # noqa: E402
 from cdropout import _kernel  # noqa: E402
 
+from example_support import example  # noqa: E402
 from torch_support import (  # noqa: E402, F401
     PyTorchDropouts,
     counted_dropout_elements,
@@ -160,3 +160,18 @@ def test_under_compile_around_and_inside_the_compiled_function():
     for got in (around, within):  # the same mask; inductor's sin is within an ulp
         assert torch.equal(got == 0, expected == 0)
         torch.testing.assert_close(got, expected)
+
+
+def test_torch_func_grad_inside_the_mode_is_autograds_with_the_same_masks():
+    q, k, v = (torch.randn(1, 2, 8, 4, generator=torch.Generator().manual_seed(i))
+               for i in range(3))  # fmt: skip
+
+    def step(q):
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=0.3, is_causal=True)
+        return F.dropout(y, 0.5).sum()
+
+    with ct.intercept(seed=8):
+        transformed = torch.func.grad(step)(q)
+    with ct.intercept(seed=8):
+        (expected,) = torch.autograd.grad(step(q.requires_grad_()), q)
+    torch.testing.assert_close(transformed, expected)

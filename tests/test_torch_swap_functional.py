@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ml_dtypes")
 
 import torch.nn.functional as F  # noqa: E402
-from example_support import example  # noqa: E402
 
 import cdropout.torch as ct  # noqa: E402
 from cdropout.torch import reaching  # noqa: E402
 
+from example_support import example  # noqa: E402
 from torch_support import (  # noqa: E402, F401
     PyTorchDropouts,
     assert_within_seed_band,

@@ -88,7 +88,10 @@ def scaled_dot_product_attention(
         attn_mask is not None and attn_mask.requires_grad
     )  # (a mask's gradient: the written-out form, which autograd differentiates)
     stream_key = functional.draw_key(seed, generator, eager)
-    if not eager:
+    # a torch.func transform (grad, vmap, jvp) differentiates and batches the written
+    # out form; vmap gives each slice the unbatched call's mask (randomness="same"),
+    # as cdropout.torch's dropout does
+    if not eager or _state.transforms_active():
         if not isinstance(stream_key, torch.Tensor):
             stream_key = _ops.key_tensor(stream_key)
         return written_out(query, key, value, attn_mask, p, is_causal, factor,
