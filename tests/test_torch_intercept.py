@@ -97,11 +97,14 @@ def _step(t):  # (sin saves its input: checkpoint recomputes the step)
     return F.dropout(t.sin(), 0.5).sin()
 
 
-def test_a_checkpoint_inside_intercept_is_refused_without_the_modes_context():
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_a_checkpoint_inside_intercept_is_refused_without_the_modes_context(reentrant):
     # its recomputation runs without the mode: PyTorch's masks, wrong gradients
     x = torch.randn(64, requires_grad=True)
     with ct.intercept(), pytest.raises(RuntimeError, match="checkpoint_context"):
-        torch.utils.checkpoint.checkpoint(_step, x, use_reentrant=False)
+        torch.utils.checkpoint.checkpoint(_step, x, use_reentrant=reentrant)
+    with ct.intercept(), torch.no_grad():  # gradients off, no checkpoint: served
+        assert F.dropout(x, 0.5).count_nonzero() < 64
 
 
 def test_with_checkpoint_context_the_recomputation_draws_the_forwards_masks():

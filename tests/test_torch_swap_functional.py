@@ -115,7 +115,8 @@ def _checkpointed(forward, reentrant):
     return run
 
 
-def test_a_dropout_a_checkpointed_function_calls_outside_modules_is_refused():
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_a_dropout_a_checkpointed_function_calls_outside_modules_is_refused(reentrant):
     class Model(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -123,8 +124,9 @@ def test_a_dropout_a_checkpointed_function_calls_outside_modules_is_refused():
 
         def forward(self, x):
             return torch.utils.checkpoint.checkpoint(
-                lambda t: F.dropout(self.linear(t).sin(), 0.5), x, use_reentrant=False
-            )
+                lambda t: F.dropout(self.linear(t).sin(), 0.5), x,
+                use_reentrant=reentrant,
+            )  # fmt: skip
 
     model = ct.swap_dropout(Model(), functional=True)
     with pytest.raises(RuntimeError, match="outside any module of the model"):

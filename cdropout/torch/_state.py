@@ -9,7 +9,10 @@ this file. Checked on PyTorch 2.13.0 and 2.14.1; the public ones (torch.compiler
 torch.overrides, torch.autograd.graph, torch.fx) are used where they exist.
 """
 
+import sys
+
 import torch
+import torch.utils.checkpoint
 from torch.autograd import forward_ad
 
 _functorch = torch._C._functorch
@@ -162,24 +165,35 @@ def record_module_call(module, proxy):
 
 
 def checkpoint_forward():
-    """Whether this call runs in the forward pass of torch.utils.checkpoint's
-    non-reentrant form, whose recomputation runs in the backward pass without the
-    TorchFunctionModes that were active."""
+    """Whether this call runs in the forward pass of torch.utils.checkpoint, whose
+    recomputation runs in the backward pass without the TorchFunctionModes that were
+    active."""
     return checkpoint_region() is not None
 
 
+# the reentrant checkpoint's forward (use_reentrant=True): an autograd.Function's
+_REENTRANT_FORWARD = torch.utils.checkpoint.CheckpointFunction.forward.__code__
+
+
 def checkpoint_region():
-    """The innermost non-reentrant torch.utils.checkpoint forward this call runs in,
-    as an object that tells one checkpoint from another (its saved-tensors hook), or
-    None outside one. Not asked under torch.compile, which cannot trace the question
-    (and records checkpoint as a region of its own): None there."""
+    """The innermost torch.utils.checkpoint forward this call runs in, as an object
+    that tells one checkpoint from another, or None outside one: the non-reentrant
+    form's saved-tensors hook, or the reentrant form's frame (its forward runs with
+    gradients off, so the stack is read only then). Not asked under torch.compile,
+    which cannot trace the question (and records checkpoint as a region of its own):
+    None there."""
     if compiling():
         return None
     hooks = torch._C._autograd._top_saved_tensors_default_hooks(False)
     pack = hooks[0] if hooks else None
     if getattr(pack, "__qualname__", "").startswith("_checkpoint_hook."):
         return pack
-    return None
+    if torch.is_grad_enabled():
+        return None
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code is not _REENTRANT_FORWARD:
+        frame = frame.f_back
+    return frame
 
 
 def global_module_hooks():

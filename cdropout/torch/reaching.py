@@ -37,8 +37,9 @@ class _ModelMode(intercept):
                 "a dropout inside torch.utils.checkpoint, called outside any module "
                 "of the model swapped with functional=True: the checkpoint's "
                 "recomputation would run it as PyTorch's (another mask, wrong "
-                "gradients). Checkpoint a module call, or give the checkpoint "
-                "context_fn=cdropout.torch.checkpoint_context()"
+                "gradients). Checkpoint a module call, or give the checkpoint the "
+                "mode: checkpoint(f, x, use_reentrant=False, "
+                "context_fn=cdropout.torch.checkpoint_context())"
             )
 
 
