@@ -80,13 +80,24 @@ def test_the_model_keeps_its_class_state_and_pickles_with_the_switch():
     plain.load_state_dict(model.state_dict())  # torch.nn's model reads its checkpoint
 
 
-def test_a_second_swap_adds_no_hooks_and_the_mode_is_left_when_forward_raises():
+def test_a_second_swap_adds_no_hooks_and_the_mode_is_left_when_a_call_raises():
     model = ct.swap_dropout(_gpt(), functional=True)
     hooks = [len(m._forward_pre_hooks) for m in model.modules()]
     ct.swap_dropout(model, functional=True)
     assert [len(m._forward_pre_hooks) for m in model.modules()] == hooks
     with pytest.raises(IndexError):
         model(torch.full((2, 8), 99), torch.zeros(2, 8, dtype=torch.long))
+    assert reaching._entries() == []
+    assert torch.overrides._get_current_function_mode_stack() == []
+
+    def refuse(module, args):
+        raise KeyError("a hook of the user's")
+
+    model = _gpt()
+    model.blocks[0].register_forward_pre_hook(refuse)  # (before the swap's)
+    ct.swap_dropout(model, functional=True)
+    with pytest.raises(KeyError):
+        model(_data(), _data())
     assert reaching._entries() == []
     assert torch.overrides._get_current_function_mode_stack() == []
 

@@ -91,7 +91,11 @@ def reach(model, stream):
     """Hooks `model` and its own modules so that their forwards run in the mode."""
     for module in model.modules():
         if (module is model or _own_code(module)) and not _reaches(module):
-            module.register_forward_pre_hook(functools.partial(_enter, stream))
+            # entered first and left last (also when a forward or another hook
+            # raises), so that every call's entry and exit pair up
+            module.register_forward_pre_hook(
+                functools.partial(_enter, stream), prepend=True
+            )
             module.register_forward_hook(
                 functools.partial(_leave, stream), always_call=True
             )
