@@ -19,6 +19,7 @@ from cdropout.torch import reaching  # noqa: E402
 
 from example_support import example  # noqa: E402
 from torch_support import (  # noqa: E402, F401
+    OPCHECK_NON_LEAF_GRAD,
     PyTorchDropouts,
     assert_within_seed_band,
     counted_dropout_elements,
@@ -145,6 +146,8 @@ def test_a_dropout_a_checkpointed_function_calls_outside_modules_is_refused(reen
     assert reaching._entries() == []
 
 
+# (PyTorch 2.13's dynamo reads .grad of the forward's non-leaf output at the hook)
+@pytest.mark.filterwarnings(OPCHECK_NON_LEAF_GRAD)
 @pytest.mark.usefixtures("fresh_compilations")
 def test_torch_compile_of_the_model_draws_the_eager_masks():
     model, data = ct.swap_dropout(_gpt(), functional=True), _data()
