@@ -273,6 +273,25 @@ def _encoder_layers():
     return ct.swap_dropout(layer), plain
 
 
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_a_checkpointed_swapped_layer_recomputes_the_forwards_masks(reentrant):
+    # MultiheadAttention enters the mode in its forward, which the recomputation runs
+    layer, _ = _encoder_layers()
+
+    def input_grad(run):
+        x = torch.randn(2, 8, 32, generator=torch.Generator().manual_seed(1),
+                        requires_grad=True)  # fmt: skip
+        torch.manual_seed(0)
+        run(x).sum().backward()
+        return x.grad
+
+    expected = input_grad(layer)
+    checkpointed = input_grad(
+        lambda x: torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=reentrant)
+    )
+    assert torch.equal(checkpointed, expected)
+
+
 def test_swap_dropout_reaches_multihead_attention_with_the_same_state_and_eval():
     layer, plain = _encoder_layers()
     assert type(layer.self_attn) is ct.MultiheadAttention

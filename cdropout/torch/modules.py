@@ -9,8 +9,7 @@ from typing import Any
 import torch
 
 from cdropout import _kernel, _params
-from cdropout.torch import _state, _traced, functional
-from cdropout.torch.interception import intercept
+from cdropout.torch import _state, _traced, functional, reaching
 
 # Taken while an eager call of a seeded module reads and advances its call number, as
 # the NumPy layer does: modules called from several threads at once drew the same
@@ -316,20 +315,22 @@ class FeatureAlphaDropout(_Module, torch.nn.FeatureAlphaDropout):
 
 class MultiheadAttention(torch.nn.MultiheadAttention):
     """torch.nn.MultiheadAttention whose attention dropout (its `dropout` argument) is
-    cdropout's: its training forward is PyTorch's inside cdropout.torch.intercept(),
-    so the attention call is cdropout.torch.scaled_dot_product_attention (and, with
-    need_weights=True, the weights' dropout cdropout.torch.dropout, by the same index
-    rule). The same parameters, state_dict and results at dropout 0 or in eval().
-    swap_dropout(model) makes each nn.MultiheadAttention of a model one, in place
+    cdropout's: its training forward is PyTorch's inside cdropout.torch.intercept()
+    (the mode of swap_dropout(functional=True), entered by this forward, so also when
+    a checkpoint recomputes it), so the attention call is
+    cdropout.torch.scaled_dot_product_attention (and, with need_weights=True, the
+    weights' dropout cdropout.torch.dropout, by the same index rule). The same
+    parameters, state_dict and results at dropout 0 or in eval(). swap_dropout(model)
+    makes each nn.MultiheadAttention of a model one, in place
     (nn.TransformerEncoderLayer's and DecoderLayer's too)."""
 
     def forward(self, *args, **kwargs):
         if not self.training or self.dropout == 0.0:
             return super().forward(*args, **kwargs)
-        with _ATTENTION_DROPOUT:
+        # the mode swap_dropout(functional=True) gives a model's modules: entered
+        # here, so also in a checkpoint's recomputation of this module
+        reaching.enter("counter")
+        try:
             return super().forward(*args, **kwargs)
-
-
-# One mode for every MultiheadAttention (keys from PyTorch's generator, nothing else
-# held): built once, so that torch.compile only enters it
-_ATTENTION_DROPOUT = intercept()
+        finally:
+            reaching.leave("counter")

@@ -56,33 +56,44 @@ def _entries():
     return entries
 
 
-def _enter(stream, module, args):
-    """Forward pre-hook: the outermost call enters the mode."""
+def enter(stream):
+    """Opens a module call of this thread: the outermost enters the mode."""
     entries = _entries()
     entries.append(_state.checkpoint_region())
     if len(entries) == 1:
         _MODES[stream].__enter__()
 
 
-def _leave(stream, module, args, output):
-    """Forward hook, called also when the forward raises: the outermost call leaves."""
+def leave(stream):
+    """Closes this thread's innermost module call: the outermost leaves the mode."""
     entries = _entries()
     entries.pop()
     if not entries:
         _MODES[stream].__exit__(None, None, None)
 
 
+def _enter_hook(stream, module, args):
+    """Forward pre-hook."""
+    enter(stream)
+
+
+def _leave_hook(stream, module, args, output):
+    """Forward hook, called also when the forward or another hook raises."""
+    leave(stream)
+
+
 def _reaches(module):
     """Whether `module` already runs in a mode (a second swap adds no hooks)."""
     return any(
-        isinstance(hook, functools.partial) and hook.func is _enter
+        isinstance(hook, functools.partial) and hook.func is _enter_hook
         for hook in module._forward_pre_hooks.values()
     )
 
 
 def _own_code(module):
     """Whether `module`'s class is the model's own code, not PyTorch's or cdropout's
-    (whose modules call no functional dropout, or enter a mode themselves)."""
+    (whose modules call no functional dropout, or enter the mode themselves:
+    cdropout.torch.MultiheadAttention)."""
     package = type(module).__module__.partition(".")[0]
     return package not in ("torch", "cdropout")
 
@@ -94,8 +105,8 @@ def reach(model, stream):
             # entered first and left last (also when a forward or another hook
             # raises), so that every call's entry and exit pair up
             module.register_forward_pre_hook(
-                functools.partial(_enter, stream), prepend=True
+                functools.partial(_enter_hook, stream), prepend=True
             )
             module.register_forward_hook(
-                functools.partial(_leave, stream), always_call=True
+                functools.partial(_leave_hook, stream), always_call=True
             )
